@@ -1,0 +1,345 @@
+//! [`Config`]: transport buffers and limits, subprotocols and origin policy.
+//!
+//! Every default is chosen for a server holding many connections at once;
+//! `docs/configuration.md` gives the reasoning and the cost of each.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// Settings for WebSocket connections, written in code.
+///
+/// Cheap to clone (the lists are shared), so a router can hand one to every
+/// request. Build it with the setters; new settings can be added without
+/// breaking anyone.
+///
+/// ```
+/// use hyperws::{Config, OriginPolicy};
+///
+/// let config = Config::default()
+///     .max_message_size(16 * 1024 * 1024)
+///     .protocols(["chat.v2", "chat.v1"])
+///     .origin(OriginPolicy::allow(["https://example.com"]));
+/// assert_eq!(config.max_message_size_limit(), Some(16 * 1024 * 1024));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) read_buffer_size: usize,
+    pub(crate) read_burst_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) max_write_buffer_size: usize,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_frame_size: Option<usize>,
+    pub(crate) accept_unmasked_frames: bool,
+    pub(crate) protocols: Arc<[Box<str>]>,
+    pub(crate) protocol_policy: ProtocolPolicy,
+    pub(crate) require_protocol: bool,
+    pub(crate) origin: OriginPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            read_buffer_size: KIB,
+            read_burst_size: 128 * KIB,
+            write_buffer_size: 16 * KIB,
+            max_write_buffer_size: 16 * MIB,
+            max_message_size: Some(4 * MIB),
+            max_frame_size: Some(4 * MIB),
+            accept_unmasked_frames: false,
+            protocols: Arc::new([]),
+            protocol_policy: ProtocolPolicy::ServerPreference,
+            require_protocol: false,
+            origin: OriginPolicy::any(),
+        }
+    }
+}
+
+impl Config {
+    /// The read buffer every connection allocates up front, and the size of
+    /// each read while traffic is light. Default: 1 KiB.
+    ///
+    /// This is most of an idle connection's memory. Bursts of traffic do not
+    /// suffer from a small value: see [`read_burst_size`](Self::read_burst_size).
+    /// Values under 14 bytes (the largest frame header) are raised to 14.
+    #[must_use]
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(14);
+        self
+    }
+
+    /// The largest single read from the socket while data keeps arriving.
+    /// Default: 128 KiB.
+    ///
+    /// When a read fills the whole read buffer, more data is probably
+    /// waiting, so the next reads go through a burst buffer of this size.
+    /// It is allocated only while the burst lasts and freed as soon as the
+    /// socket has nothing more to read, so idle connections do not pay for
+    /// it. Set it to 0 to always read straight into the read buffer.
+    #[must_use]
+    pub fn read_burst_size(mut self, bytes: usize) -> Self {
+        self.read_burst_size = bytes;
+        self
+    }
+
+    /// Outgoing frames are gathered until this many bytes are buffered, then
+    /// written to the socket in one call. Default: 16 KiB.
+    ///
+    /// A flush always writes what is buffered, so this only matters when
+    /// several messages are queued before a flush. The buffer grows only as
+    /// needed.
+    #[must_use]
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// The most bytes the outgoing buffer may hold. Default: 16 MiB.
+    ///
+    /// A send that would go past it fails with an error for which
+    /// [`Error::is_write_buffer_full`](crate::Error::is_write_buffer_full)
+    /// is true, so a peer that stops reading cannot make the server's memory
+    /// grow without bound. It must be larger than the largest message you
+    /// send plus [`write_buffer_size`](Self::write_buffer_size); it is raised
+    /// to that when needed.
+    #[must_use]
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_write_buffer_size = bytes;
+        self
+    }
+
+    /// The largest incoming message, after reassembling its fragments.
+    /// Default: 4 MiB. `None` removes the limit (not advised: a peer could
+    /// then make the server buffer any amount).
+    ///
+    /// A larger message closes the connection with code 1009.
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.max_message_size = bytes.into();
+        self
+    }
+
+    /// The largest incoming frame. Default: 4 MiB. A larger frame closes the
+    /// connection with code 1009.
+    #[must_use]
+    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.max_frame_size = bytes.into();
+        self
+    }
+
+    /// Accept frames a client sent without masking. Default: `false`, as
+    /// RFC 6455 §5.1 requires: an unmasked frame closes the connection with
+    /// 1002. Only for peers known to be broken.
+    #[must_use]
+    pub fn accept_unmasked_frames(mut self, accept: bool) -> Self {
+        self.accept_unmasked_frames = accept;
+        self
+    }
+
+    /// The subprotocols the server speaks, most preferred first. Default:
+    /// none.
+    ///
+    /// [`WebSocketUpgrade::protocols`](crate::WebSocketUpgrade::protocols)
+    /// overrides this list for one handler.
+    #[must_use]
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.protocols = protocols
+            .into_iter()
+            .map(|p| p.into().into_boxed_str())
+            .collect();
+        self
+    }
+
+    /// Whose preference order picks the subprotocol. Default:
+    /// [`ProtocolPolicy::ServerPreference`].
+    #[must_use]
+    pub fn protocol_policy(mut self, policy: ProtocolPolicy) -> Self {
+        self.protocol_policy = policy;
+        self
+    }
+
+    /// Refuse the handshake with `400 Bad Request` when the client offers
+    /// none of the server's subprotocols. Default: `false` (the connection
+    /// goes ahead with no subprotocol, as RFC 6455 allows).
+    #[must_use]
+    pub fn require_protocol(mut self, require: bool) -> Self {
+        self.require_protocol = require;
+        self
+    }
+
+    /// Which `Origin`s may open a connection. Default: [`OriginPolicy::any`].
+    /// A refused origin gets `403 Forbidden` before any upgrade.
+    #[must_use]
+    pub fn origin(mut self, policy: OriginPolicy) -> Self {
+        self.origin = policy;
+        self
+    }
+
+    /// The configured maximum incoming message size.
+    #[must_use]
+    pub fn max_message_size_limit(&self) -> Option<usize> {
+        self.max_message_size
+    }
+
+    /// The configured subprotocols, most preferred first.
+    pub fn protocol_list(&self) -> impl Iterator<Item = &str> {
+        self.protocols.iter().map(|p| &**p)
+    }
+
+    /// The tungstenite settings these map onto.
+    pub(crate) fn transport(&self) -> WebSocketConfig {
+        let write = self.write_buffer_size;
+        // tungstenite panics unless the limit is above the gather size.
+        let max_write = self.max_write_buffer_size.max(write.saturating_add(1));
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(write)
+            .max_write_buffer_size(max_write)
+            .max_message_size(self.max_message_size)
+            .max_frame_size(self.max_frame_size)
+            .accept_unmasked_frames(self.accept_unmasked_frames)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("read_buffer_size", &self.read_buffer_size)
+            .field("read_burst_size", &self.read_burst_size)
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_write_buffer_size", &self.max_write_buffer_size)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("accept_unmasked_frames", &self.accept_unmasked_frames)
+            .field("protocols", &self.protocols)
+            .field("protocol_policy", &self.protocol_policy)
+            .field("require_protocol", &self.require_protocol)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// How the subprotocol is chosen when the client offers several that the
+/// server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProtocolPolicy {
+    /// The first protocol in the server's list that the client offered.
+    #[default]
+    ServerPreference,
+    /// The first protocol in the client's offer that the server speaks.
+    ClientPreference,
+}
+
+type OriginPredicate = dyn Fn(Option<&str>) -> bool + Send + Sync;
+
+/// Which `Origin` header values may open a WebSocket.
+///
+/// Browsers always send `Origin`; other clients usually do not, and can put
+/// anything there. The policy therefore protects browser users against
+/// cross-site WebSocket hijacking; it does not authenticate anyone.
+///
+/// ```
+/// use hyperws::OriginPolicy;
+///
+/// let list = OriginPolicy::allow(["https://example.com"]);
+/// assert!(list.allows(Some("https://EXAMPLE.com")));
+/// assert!(!list.allows(Some("https://evil.example")));
+/// assert!(list.allows(None)); // not a browser
+///
+/// let strict = OriginPolicy::predicate(|origin| origin == Some("https://example.com"));
+/// assert!(!strict.allows(None));
+/// ```
+#[derive(Clone)]
+pub struct OriginPolicy(OriginInner);
+
+#[derive(Clone)]
+enum OriginInner {
+    Any,
+    List(Arc<[Box<str>]>),
+    Predicate(Arc<OriginPredicate>),
+}
+
+impl OriginPolicy {
+    /// Every origin is allowed (the default).
+    #[must_use]
+    pub fn any() -> Self {
+        Self(OriginInner::Any)
+    }
+
+    /// Only these origins (compared without regard to ASCII case, as
+    /// `scheme://host[:port]`). A request without an `Origin` header, which
+    /// is not from a browser, is allowed; use
+    /// [`predicate`](Self::predicate) to refuse those too.
+    pub fn allow<I>(origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self(OriginInner::List(
+            origins
+                .into_iter()
+                .map(|o| o.into().into_boxed_str())
+                .collect(),
+        ))
+    }
+
+    /// A function decides. It gets the `Origin` header, or `None` when the
+    /// request has none. (A header that is not visible ASCII is refused by
+    /// every policy but [`any`](Self::any).)
+    pub fn predicate<F>(allow: F) -> Self
+    where
+        F: Fn(Option<&str>) -> bool + Send + Sync + 'static,
+    {
+        Self(OriginInner::Predicate(Arc::new(allow)))
+    }
+
+    /// Whether a request with this `Origin` may connect.
+    #[must_use]
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        match &self.0 {
+            OriginInner::Any => true,
+            OriginInner::List(list) => {
+                origin.is_none_or(|o| list.iter().any(|allowed| allowed.eq_ignore_ascii_case(o)))
+            }
+            OriginInner::Predicate(allow) => allow(origin),
+        }
+    }
+
+    pub(crate) fn allows_header(&self, origin: Option<&HeaderValue>) -> bool {
+        match &self.0 {
+            OriginInner::Any => true,
+            // A header that is not visible ASCII is no origin a browser sends.
+            _ => match origin.map(HeaderValue::to_str) {
+                None => self.allows(None),
+                Some(Ok(o)) => self.allows(Some(o)),
+                Some(Err(_)) => false,
+            },
+        }
+    }
+}
+
+impl Default for OriginPolicy {
+    fn default() -> Self {
+        Self::any()
+    }
+}
+
+impl fmt::Debug for OriginPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            OriginInner::Any => f.write_str("OriginPolicy::Any"),
+            OriginInner::List(list) => f.debug_tuple("OriginPolicy::Allow").field(list).finish(),
+            OriginInner::Predicate(_) => f.write_str("OriginPolicy::Predicate(..)"),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+use tokio_tungstenite::tungstenite::{self as ts, error::ProtocolError};
+
+use crate::message::close_code;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error from a WebSocket connection or its upgrade.
+///
+/// It is opaque on purpose, so it can grow without breaking anyone: ask it
+/// what happened with the `is_*` predicates. Its `Display` text is for
+/// people and logs, not for matching.
+pub struct Error {
+    kind: Kind,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The connection is closed; using it further is a programmer error.
+    Closed,
+    /// A transport (socket) error: reset, broken pipe, timeout.
+    Io,
+    /// The peer broke the WebSocket protocol.
+    Protocol,
+    /// A text message was not valid UTF-8.
+    Utf8,
+    /// An incoming message or frame was over the configured maximum.
+    TooLarge,
+    /// The outgoing buffer is over `max_write_buffer_size`.
+    WriteBufferFull,
+    /// hyper could not complete the HTTP upgrade.
+    Upgrade,
+    /// A message could not be (de)serialized as JSON.
+    Json,
+}
+
+impl Error {
+    fn new(kind: Kind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn upgrade(err: hyper::Error) -> Self {
+        Self::new(Kind::Upgrade, err)
+    }
+
+    #[cfg(feature = "json")]
+    pub(crate) fn json(err: serde_json::Error) -> Self {
+        Self::new(Kind::Json, err)
+    }
+
+    pub(crate) fn from_tungstenite(err: ts::Error) -> Self {
+        let kind = match &err {
+            ts::Error::ConnectionClosed | ts::Error::AlreadyClosed => Kind::Closed,
+            ts::Error::Io(_)
+            | ts::Error::Tls(_)
+            | ts::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Kind::Io,
+            ts::Error::Capacity(_) => Kind::TooLarge,
+            ts::Error::WriteBufferFull(_) => Kind::WriteBufferFull,
+            ts::Error::Utf8(_) => Kind::Utf8,
+            _ => Kind::Protocol,
+        };
+        match err {
+            ts::Error::ConnectionClosed | ts::Error::AlreadyClosed => Self { kind, source: None },
+            // Keep the message out of the error: it may be megabytes.
+            ts::Error::WriteBufferFull(_) => Self { kind, source: None },
+            other => Self::new(kind, other),
+        }
+    }
+
+    /// The connection is already closed; further sends or receives fail.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.kind == Kind::Closed
+    }
+
+    /// A transport error: the peer went away without a close handshake, the
+    /// socket was reset, I/O failed.
+    #[must_use]
+    pub fn is_io(&self) -> bool {
+        self.kind == Kind::Io
+    }
+
+    /// The peer broke the WebSocket protocol (bad framing, unmasked frame,
+    /// reset without a close handshake...). The server answered with 1002.
+    #[must_use]
+    pub fn is_protocol(&self) -> bool {
+        self.kind == Kind::Protocol
+    }
+
+    /// A text message was not valid UTF-8. The server answered with 1007.
+    #[must_use]
+    pub fn is_utf8(&self) -> bool {
+        self.kind == Kind::Utf8
+    }
+
+    /// An incoming message or frame was larger than the configured maximum.
+    /// The server answered with 1009.
+    #[must_use]
+    pub fn is_too_large(&self) -> bool {
+        self.kind == Kind::TooLarge
+    }
+
+    /// Sending would grow the write buffer past `max_write_buffer_size`: the
+    /// peer is not reading fast enough. The message was not queued.
+    #[must_use]
+    pub fn is_write_buffer_full(&self) -> bool {
+        self.kind == Kind::WriteBufferFull
+    }
+
+    /// hyper could not hand over the connection after the 101 response.
+    #[must_use]
+    pub fn is_upgrade(&self) -> bool {
+        self.kind == Kind::Upgrade
+    }
+
+    /// A message was not the JSON the handler asked for.
+    #[must_use]
+    pub fn is_json(&self) -> bool {
+        self.kind == Kind::Json
+    }
+
+    /// The close code the server sends when this error ends a connection,
+    /// or `None` when the error is not the peer's fault.
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        match self.kind {
+            Kind::Protocol => Some(close_code::PROTOCOL),
+            Kind::Utf8 => Some(close_code::INVALID),
+            Kind::TooLarge => Some(close_code::SIZE),
+            _ => None,
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        match self.kind {
+            Kind::Closed => "connection closed",
+            Kind::Io => "transport error",
+            Kind::Protocol => "WebSocket protocol error",
+            Kind::Utf8 => "text message is not valid UTF-8",
+            Kind::TooLarge => "message too large",
+            Kind::WriteBufferFull => "write buffer full: the peer is not reading",
+            Kind::Upgrade => "HTTP upgrade failed",
+            Kind::Json => "invalid JSON message",
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = f.debug_tuple("hyperws::Error");
+        t.field(&self.kind);
+        if let Some(source) = &self.source {
+            t.field(source);
+        }
+        t.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.description()),
+            None => f.write_str(self.description()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,80 @@
+//! hyperws: an extractor-based WebSocket layer on top of hyper 1.x.
+//!
+//! A handler builds a [`WebSocketUpgrade`] from the request; it validates the
+//! opening handshake (HTTP/1.1 per RFC 6455, HTTP/2 per RFC 8441), picks a
+//! subprotocol and answers `101 Switching Protocols`; [`on_upgrade`] then
+//! hands a [`WebSocket`] — a `Stream` of incoming and a `Sink` of outgoing
+//! [`Message`]s — to your callback. A [`Config`] written in code carries
+//! buffer sizes, limits, subprotocols and the origin policy.
+//!
+//! The wire protocol (framing, masking, UTF-8 checks, the close handshake) is
+//! tokio-tungstenite's; this crate configures it for servers with many
+//! connections and wraps it in a small API.
+//!
+//! # Example
+//!
+//! An echo server on plain hyper, answering one connection:
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use futures_util::{SinkExt, StreamExt};
+//! use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+//! use hyper_util::rt::TokioIo;
+//! use hyperws::{IntoResponse, Message, Response, WebSocketUpgrade};
+//! use tokio_tungstenite::tungstenite;
+//!
+//! async fn handle(mut req: http::Request<Incoming>) -> Result<Response, Infallible> {
+//!     let ws = match WebSocketUpgrade::from_request(&mut req) {
+//!         Ok(ws) => ws,
+//!         Err(rejection) => return Ok(rejection.into_response()),
+//!     };
+//!     Ok(ws.on_upgrade(|mut socket| async move {
+//!         while let Some(Ok(msg)) = socket.recv().await {
+//!             if msg.is_data() && socket.send(msg).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     http1::Builder::new()
+//!         .serve_connection(TokioIo::new(tcp), service_fn(handle))
+//!         .with_upgrades()
+//!         .await
+//!         .map_err(std::io::Error::other)
+//! });
+//!
+//! // A real client: tokio-tungstenite's.
+//! let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+//! client.send(tungstenite::Message::text("hello")).await?;
+//! let reply = client.next().await.ok_or("no reply")??;
+//! assert_eq!(reply.into_text()?, "hello");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`on_upgrade`]: WebSocketUpgrade::on_upgrade
+
+mod config;
+mod error;
+mod message;
+pub mod rejection;
+mod response;
+mod socket;
+mod transport;
+mod upgrade;
+
+pub use crate::config::{Config, OriginPolicy, ProtocolPolicy};
+pub use crate::error::Error;
+pub use crate::message::{close_code, CloseFrame, Message, Utf8Bytes};
+pub use crate::rejection::WebSocketUpgradeRejection;
+pub use crate::response::{Body, BoxError, IntoResponse, Response};
+pub use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
+pub use crate::upgrade::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};

@@ -1,0 +1,203 @@
+//! Why a request is not a valid WebSocket handshake: one type per failure,
+//! each an HTTP response with the right status and a one-line reason.
+
+use std::fmt;
+
+use http::{header, HeaderName, HeaderValue, StatusCode};
+
+use crate::response::{plain_text, IntoResponse, Response};
+
+macro_rules! rejection {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $status:ident, $body:literal $(, $header:expr => $value:literal)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        #[non_exhaustive]
+        pub struct $name;
+
+        impl $name {
+            /// The HTTP status this rejection answers with.
+            #[must_use]
+            pub fn status(&self) -> StatusCode {
+                StatusCode::$status
+            }
+
+            /// The one-line reason sent as the body.
+            #[must_use]
+            pub fn body_text(&self) -> &'static str {
+                $body
+            }
+
+            fn header(&self) -> Option<(HeaderName, HeaderValue)> {
+                None$(.or(Some(($header, HeaderValue::from_static($value)))))?
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($body)
+            }
+        }
+
+        impl std::error::Error for $name {}
+
+        impl IntoResponse for $name {
+            fn into_response(self) -> Response {
+                let mut res = plain_text(self.status(), self.body_text());
+                if let Some((name, value)) = self.header() {
+                    res.headers_mut().insert(name, value);
+                }
+                res
+            }
+        }
+    };
+}
+
+rejection! {
+    /// An HTTP/1.1 upgrade request whose method is not `GET` (405, `Allow: GET`).
+    MethodNotGet, METHOD_NOT_ALLOWED, "WebSocket upgrade requests must use GET",
+    header::ALLOW => "GET"
+}
+
+rejection! {
+    /// An HTTP/2 request whose method is not `CONNECT` (405, `Allow: CONNECT`).
+    MethodNotConnect, METHOD_NOT_ALLOWED,
+    "WebSocket over HTTP/2 requires an extended CONNECT request",
+    header::ALLOW => "CONNECT"
+}
+
+rejection! {
+    /// A request older than HTTP/1.1 (400).
+    HttpVersionTooOld, BAD_REQUEST, "WebSocket upgrades require HTTP/1.1 or later"
+}
+
+rejection! {
+    /// An HTTP/1.1 request without a `Host` header (400).
+    MissingHost, BAD_REQUEST, "missing Host header"
+}
+
+rejection! {
+    /// `Connection` does not list the `upgrade` token (400).
+    InvalidConnectionHeader, BAD_REQUEST, "Connection header must contain the token 'upgrade'"
+}
+
+rejection! {
+    /// `Upgrade` does not list `websocket` (400).
+    InvalidUpgradeHeader, BAD_REQUEST, "Upgrade header must contain 'websocket'"
+}
+
+rejection! {
+    /// An HTTP/2 CONNECT whose `:protocol` is not `websocket` (400).
+    InvalidProtocolPseudoHeader, BAD_REQUEST, ":protocol must be 'websocket'"
+}
+
+rejection! {
+    /// `Sec-WebSocket-Version` is missing or not 13 (426 with
+    /// `Sec-WebSocket-Version: 13`, as RFC 6455 §4.2.2 asks).
+    UnsupportedVersion, UPGRADE_REQUIRED, "Sec-WebSocket-Version must be 13",
+    header::SEC_WEBSOCKET_VERSION => "13"
+}
+
+rejection! {
+    /// `Sec-WebSocket-Key` is missing, empty, or not 16 bytes in base64 (400).
+    InvalidKey, BAD_REQUEST, "Sec-WebSocket-Key must be 16 bytes encoded in base64"
+}
+
+rejection! {
+    /// `Sec-WebSocket-Key` or `Sec-WebSocket-Version` appears more than once (400).
+    DuplicateHeader, BAD_REQUEST, "Sec-WebSocket-Key and Sec-WebSocket-Version must appear once"
+}
+
+rejection! {
+    /// A `Sec-WebSocket-Protocol` line that is empty or not visible ASCII (400).
+    InvalidProtocolHeader, BAD_REQUEST, "Sec-WebSocket-Protocol must be a list of tokens"
+}
+
+rejection! {
+    /// The configured origin policy refused the `Origin` header (403).
+    OriginRefused, FORBIDDEN, "origin not allowed"
+}
+
+rejection! {
+    /// A protocol is required and the client offered none the server speaks (400).
+    NoMatchingProtocol, BAD_REQUEST, "none of the offered subprotocols is supported"
+}
+
+rejection! {
+    /// hyper cannot upgrade this connection: the request carries no upgrade
+    /// handle (it was taken already, or the server was built without upgrade
+    /// support, e.g. HTTP/2 without extended CONNECT) (500).
+    ConnectionNotUpgradable, INTERNAL_SERVER_ERROR, "connection cannot be upgraded"
+}
+
+macro_rules! rejection_enum {
+    ($($variant:ident),+ $(,)?) => {
+        /// Why a request is not a WebSocket handshake this server accepts.
+        ///
+        /// Each variant is a response: return it from a handler, or call
+        /// [`IntoResponse::into_response`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum WebSocketUpgradeRejection {
+            $(
+                #[doc = concat!("See [`", stringify!($variant), "`].")]
+                $variant($variant),
+            )+
+        }
+
+        impl WebSocketUpgradeRejection {
+            /// The HTTP status this rejection answers with.
+            #[must_use]
+            pub fn status(&self) -> StatusCode {
+                match self { $(Self::$variant(r) => r.status(),)+ }
+            }
+
+            /// The one-line reason sent as the body.
+            #[must_use]
+            pub fn body_text(&self) -> &'static str {
+                match self { $(Self::$variant(r) => r.body_text(),)+ }
+            }
+        }
+
+        impl IntoResponse for WebSocketUpgradeRejection {
+            fn into_response(self) -> Response {
+                match self { $(Self::$variant(r) => r.into_response(),)+ }
+            }
+        }
+
+        $(
+            impl From<$variant> for WebSocketUpgradeRejection {
+                fn from(r: $variant) -> Self {
+                    Self::$variant(r)
+                }
+            }
+        )+
+    };
+}
+
+rejection_enum!(
+    MethodNotGet,
+    MethodNotConnect,
+    HttpVersionTooOld,
+    MissingHost,
+    InvalidConnectionHeader,
+    InvalidUpgradeHeader,
+    InvalidProtocolPseudoHeader,
+    UnsupportedVersion,
+    InvalidKey,
+    DuplicateHeader,
+    InvalidProtocolHeader,
+    OriginRefused,
+    NoMatchingProtocol,
+    ConnectionNotUpgradable,
+);
+
+impl fmt::Display for WebSocketUpgradeRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.body_text())
+    }
+}
+
+impl std::error::Error for WebSocketUpgradeRejection {}

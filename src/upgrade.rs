@@ -1,0 +1,524 @@
+//! The opening handshake: [`WebSocketUpgrade`] validates a request (HTTP/1.1
+//! per RFC 6455 §4.2.1, HTTP/2 extended CONNECT per RFC 8441), chooses a
+//! subprotocol, answers `101 Switching Protocols` (`200 OK` on HTTP/2) and
+//! hands the upgraded connection to your callback as a [`WebSocket`].
+//!
+//! With a plain hyper `service_fn`:
+//!
+//! ```no_run
+//! use hyperws::{IntoResponse, Message, Response, WebSocketUpgrade};
+//!
+//! async fn handle(mut req: http::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
+//!     let ws = match WebSocketUpgrade::from_request(&mut req) {
+//!         Ok(ws) => ws,
+//!         Err(rejection) => return Ok(rejection.into_response()),
+//!     };
+//!     Ok(ws.protocols(["chat.v2", "chat.v1"]).on_upgrade(|mut socket| async move {
+//!         while let Some(Ok(msg)) = socket.recv().await {
+//!             if msg.is_data() && socket.send(msg).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }))
+//! }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::request::Parts;
+use http::{header, Extensions, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+use sha1::{Digest, Sha1};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{Config, ProtocolPolicy};
+use crate::message::Utf8Bytes;
+use crate::rejection::{
+    ConnectionNotUpgradable, DuplicateHeader, HttpVersionTooOld, InvalidConnectionHeader,
+    InvalidKey, InvalidProtocolHeader, InvalidUpgradeHeader, MethodNotGet, MissingHost,
+    NoMatchingProtocol, OriginRefused, UnsupportedVersion, WebSocketUpgradeRejection,
+};
+use crate::response::{Body, IntoResponse, Response};
+use crate::socket::WebSocket;
+use crate::transport::Transport;
+use crate::Error;
+
+/// A validated WebSocket opening handshake, waiting for a callback.
+///
+/// Build it from a request with [`from_request`](Self::from_request) or
+/// [`from_parts`](Self::from_parts) (a router does this for you), adjust it
+/// with the builder methods, and finish with
+/// [`on_upgrade`](Self::on_upgrade), whose response must be returned to the
+/// client.
+///
+/// The [`Config`] is taken from the request's extensions when a `Config` is
+/// there (this is how a router passes its default), else
+/// [`Config::default`].
+#[must_use = "a WebSocketUpgrade does nothing until `on_upgrade` is called and its response returned"]
+pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
+    config: Config,
+    /// `None` on HTTP/2, where there is no key to answer.
+    key: Option<HeaderValue>,
+    offered: Vec<Box<str>>,
+    selected: Option<usize>,
+    origin: Option<HeaderValue>,
+    duplicate_origin: bool,
+    peer_addr: Option<SocketAddr>,
+    on_upgrade: OnUpgrade,
+    on_failed_upgrade: F,
+}
+
+impl WebSocketUpgrade {
+    /// Validates the handshake in a request and takes its upgrade handle.
+    ///
+    /// # Errors
+    ///
+    /// A [`WebSocketUpgradeRejection`] saying which rule the request broke;
+    /// it converts into the response to send.
+    pub fn from_request<B>(req: &mut Request<B>) -> Result<Self, WebSocketUpgradeRejection> {
+        let (method, version) = (req.method().clone(), req.version());
+        // Split the borrows: headers are read, extensions give up the handle.
+        let mut extensions = std::mem::take(req.extensions_mut());
+        let result = Self::extract(&method, version, req.headers(), &mut extensions);
+        *req.extensions_mut() = extensions;
+        result
+    }
+
+    /// Validates the handshake in request parts and takes their upgrade handle.
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_request`](Self::from_request).
+    pub fn from_parts(parts: &mut Parts) -> Result<Self, WebSocketUpgradeRejection> {
+        Self::extract(
+            &parts.method,
+            parts.version,
+            &parts.headers,
+            &mut parts.extensions,
+        )
+    }
+
+    fn extract(
+        method: &Method,
+        version: Version,
+        headers: &HeaderMap,
+        extensions: &mut Extensions,
+    ) -> Result<Self, WebSocketUpgradeRejection> {
+        let key = if version == Version::HTTP_2 {
+            check_http2(method, extensions)?;
+            check_version(headers)?;
+            None
+        } else {
+            if version < Version::HTTP_11 {
+                return Err(HttpVersionTooOld.into());
+            }
+            if method != Method::GET {
+                return Err(MethodNotGet.into());
+            }
+            if !headers.contains_key(header::HOST) {
+                return Err(MissingHost.into());
+            }
+            if !has_token(headers, &header::CONNECTION, "upgrade") {
+                return Err(InvalidConnectionHeader.into());
+            }
+            if !has_token(headers, &header::UPGRADE, "websocket") {
+                return Err(InvalidUpgradeHeader.into());
+            }
+            check_version(headers)?;
+            Some(check_key(headers)?)
+        };
+        let offered = offered_protocols(headers)?;
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let origin = origins.next().cloned();
+        let duplicate_origin = origins.next().is_some();
+        let on_upgrade = extensions
+            .remove::<OnUpgrade>()
+            .ok_or(ConnectionNotUpgradable)?;
+        let config = extensions.get::<Config>().cloned().unwrap_or_default();
+        let mut upgrade = Self {
+            config,
+            key,
+            offered,
+            selected: None,
+            origin,
+            duplicate_origin,
+            peer_addr: extensions.get::<SocketAddr>().copied(),
+            on_upgrade,
+            on_failed_upgrade: DefaultOnFailedUpgrade,
+        };
+        upgrade.select_protocol();
+        Ok(upgrade)
+    }
+}
+
+impl<F> WebSocketUpgrade<F> {
+    /// Replaces the whole configuration for this connection.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self.select_protocol();
+        self
+    }
+
+    /// Sets the subprotocols the server speaks for this connection, most
+    /// preferred first (overriding [`Config::protocols`]).
+    ///
+    /// Which one wins follows [`Config::protocol_policy`]; with no match the
+    /// connection goes ahead without a subprotocol, unless
+    /// [`Config::require_protocol`] is set.
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.config = self.config.protocols(protocols);
+        self.select_protocol();
+        self
+    }
+
+    /// The largest incoming message; see [`Config::max_message_size`].
+    pub fn max_message_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// The largest incoming frame; see [`Config::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.config = self.config.max_frame_size(bytes);
+        self
+    }
+
+    /// The read buffer size; see [`Config::read_buffer_size`].
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.read_buffer_size(bytes);
+        self
+    }
+
+    /// The write gather size; see [`Config::write_buffer_size`].
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.write_buffer_size(bytes);
+        self
+    }
+
+    /// The write buffer limit; see [`Config::max_write_buffer_size`].
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_write_buffer_size(bytes);
+        self
+    }
+
+    /// The subprotocol that will be answered, if any. Known before the
+    /// upgrade; [`WebSocket::protocol`] tells the same after it.
+    #[must_use]
+    pub fn selected_protocol(&self) -> Option<&str> {
+        self.selected.map(|i| &*self.offered[i])
+    }
+
+    /// Every subprotocol the client offered, in its order, from all
+    /// `Sec-WebSocket-Protocol` header lines.
+    pub fn requested_protocols(&self) -> impl Iterator<Item = &str> {
+        self.offered.iter().map(|p| &**p)
+    }
+
+    /// The configuration this connection will use.
+    #[must_use]
+    pub fn current_config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Calls `callback` with the error if hyper cannot complete the upgrade
+    /// after the response was sent (e.g. the client went away). The default
+    /// logs a `tracing` warning.
+    pub fn on_failed_upgrade<C>(self, callback: C) -> WebSocketUpgrade<C>
+    where
+        C: OnFailedUpgrade,
+    {
+        WebSocketUpgrade {
+            config: self.config,
+            key: self.key,
+            offered: self.offered,
+            selected: self.selected,
+            origin: self.origin,
+            duplicate_origin: self.duplicate_origin,
+            peer_addr: self.peer_addr,
+            on_upgrade: self.on_upgrade,
+            on_failed_upgrade: callback,
+        }
+    }
+
+    /// Finishes the handshake: returns the `101 Switching Protocols` (or
+    /// `200 OK` on HTTP/2) response at once and, once hyper has switched the
+    /// connection, runs `callback` with the [`WebSocket`] in a new task.
+    ///
+    /// If the origin policy refuses the request, or a subprotocol is
+    /// required and none matches, the response is that rejection instead
+    /// (403 or 400) and `callback` never runs.
+    ///
+    /// Anything from the request the callback needs (headers, extensions,
+    /// the peer address) can be captured by the closure.
+    #[must_use = "the response must be returned to the client for the upgrade to happen"]
+    pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
+    where
+        C: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        F: OnFailedUpgrade,
+    {
+        match self.try_on_upgrade(callback) {
+            Ok(response) => response,
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+
+    /// Like [`on_upgrade`](Self::on_upgrade), but gives the policy rejection
+    /// back as a typed error.
+    ///
+    /// # Errors
+    ///
+    /// [`OriginRefused`] or [`NoMatchingProtocol`].
+    pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
+    where
+        C: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        F: OnFailedUpgrade,
+    {
+        if self.duplicate_origin || !self.config.origin.allows_header(self.origin.as_ref()) {
+            return Err(OriginRefused.into());
+        }
+        if self.config.require_protocol && self.selected.is_none() {
+            return Err(NoMatchingProtocol.into());
+        }
+        let protocol: Option<Utf8Bytes> = self.selected_protocol().map(Utf8Bytes::from);
+        let response = self.response(protocol.as_deref());
+
+        let Self {
+            config,
+            on_upgrade,
+            on_failed_upgrade,
+            peer_addr,
+            ..
+        } = self;
+        let transport_config = config.transport();
+        let burst = config.read_burst_size;
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
+            };
+            let (transport, read_buf) = Transport::new(upgraded, burst);
+            let stream = if read_buf.is_empty() {
+                WebSocketStream::from_raw_socket(transport, Role::Server, Some(transport_config))
+                    .await
+            } else {
+                // Frames the client sent right behind its request.
+                WebSocketStream::from_partially_read(
+                    transport,
+                    read_buf.to_vec(),
+                    Role::Server,
+                    Some(transport_config),
+                )
+                .await
+            };
+            callback(WebSocket::new(stream, protocol, peer_addr)).await;
+        });
+        Ok(response)
+    }
+
+    fn response(&self, protocol: Option<&str>) -> Response {
+        let mut res = Response::new(Body::empty());
+        if let Some(key) = &self.key {
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = res.headers_mut();
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_key(key.as_bytes()));
+        }
+        if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(p).ok()) {
+            res.headers_mut()
+                .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        res
+    }
+
+    fn select_protocol(&mut self) {
+        let server = &self.config.protocols;
+        self.selected = match self.config.protocol_policy {
+            ProtocolPolicy::ServerPreference => server
+                .iter()
+                .find_map(|s| self.offered.iter().position(|o| o == s)),
+            ProtocolPolicy::ClientPreference => {
+                self.offered.iter().position(|o| server.contains(o))
+            }
+        };
+    }
+}
+
+impl<F> fmt::Debug for WebSocketUpgrade<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("config", &self.config)
+            .field("requested_protocols", &self.offered)
+            .field("selected_protocol", &self.selected_protocol())
+            .field("http2", &self.key.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do when hyper cannot complete an upgrade after the response.
+///
+/// Implemented for every `FnOnce(Error) + Send + 'static`.
+pub trait OnFailedUpgrade: Send + 'static {
+    /// Handles the error.
+    fn call(self, error: Error);
+}
+
+impl<F> OnFailedUpgrade for F
+where
+    F: FnOnce(Error) + Send + 'static,
+{
+    fn call(self, error: Error) {
+        self(error);
+    }
+}
+
+/// The default [`OnFailedUpgrade`]: a `tracing` warning.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct DefaultOnFailedUpgrade;
+
+impl OnFailedUpgrade for DefaultOnFailedUpgrade {
+    fn call(self, error: Error) {
+        tracing::warn!(%error, "WebSocket upgrade failed");
+    }
+}
+
+#[cfg(feature = "http2")]
+fn check_http2(method: &Method, extensions: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
+    use crate::rejection::{InvalidProtocolPseudoHeader, MethodNotConnect};
+    if method != Method::CONNECT {
+        return Err(MethodNotConnect.into());
+    }
+    match extensions.get::<hyper::ext::Protocol>() {
+        Some(p) if p.as_str().eq_ignore_ascii_case("websocket") => Ok(()),
+        _ => Err(InvalidProtocolPseudoHeader.into()),
+    }
+}
+
+#[cfg(not(feature = "http2"))]
+fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
+    Err(ConnectionNotUpgradable.into())
+}
+
+/// Whether a comma-separated header, over all its lines, lists `token`
+/// (ASCII case-insensitive).
+fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The one value of a header that must appear at most once.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'a HeaderValue>, WebSocketUpgradeRejection> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(DuplicateHeader.into());
+    }
+    Ok(first)
+}
+
+fn check_version(headers: &HeaderMap) -> Result<(), WebSocketUpgradeRejection> {
+    match single(headers, &header::SEC_WEBSOCKET_VERSION)? {
+        Some(v) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
+        _ => Err(UnsupportedVersion.into()),
+    }
+}
+
+fn check_key(headers: &HeaderMap) -> Result<HeaderValue, WebSocketUpgradeRejection> {
+    let key = single(headers, &header::SEC_WEBSOCKET_KEY)?.ok_or(InvalidKey)?;
+    let trimmed = key.as_bytes().trim_ascii();
+    // 16 bytes are 24 base64 characters with padding; check before decoding
+    // so a huge header is not decoded at all.
+    let mut decoded = [0u8; 18];
+    if trimmed.len() != 24 || BASE64.decode_slice(trimmed, &mut decoded) != Ok(16) {
+        return Err(InvalidKey.into());
+    }
+    Ok(key.clone())
+}
+
+fn offered_protocols(headers: &HeaderMap) -> Result<Vec<Box<str>>, WebSocketUpgradeRejection> {
+    let mut offered = Vec::new();
+    for line in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let line = line.to_str().map_err(|_| InvalidProtocolHeader)?;
+        for token in line.split(',').map(str::trim) {
+            if token.is_empty() {
+                return Err(InvalidProtocolHeader.into());
+            }
+            offered.push(token.into());
+        }
+    }
+    Ok(offered)
+}
+
+/// `Sec-WebSocket-Accept`: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2.
+fn accept_key(key: &[u8]) -> HeaderValue {
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = Sha1::new();
+    sha1.update(key.trim_ascii());
+    sha1.update(GUID);
+    let encoded = BASE64.encode(sha1.finalize());
+    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_rfc_6455_example() {
+        // RFC 6455 §1.3.
+        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn connection_tokens_are_parsed_as_a_list() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("foo, UpGrade "),
+        );
+        assert!(has_token(&headers, &header::CONNECTION, "upgrade"));
+        assert!(!has_token(&headers, &header::CONNECTION, "upgrad"));
+    }
+
+    #[test]
+    fn keys_must_decode_to_sixteen_bytes() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
+        );
+        assert!(check_key(&headers).is_ok());
+        // 17 bytes.
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAA="),
+        );
+        assert!(check_key(&headers).is_err());
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("not base64 at all!!!!!!!"),
+        );
+        assert!(check_key(&headers).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Shared test helpers: a real server on a loopback port, a raw HTTP client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::{body::Incoming, service::service_fn, Request};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyperws::{Config, IntoResponse, Response, WebSocket, WebSocketUpgrade};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every wait in the tests is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `handler` for every request on a fresh loopback port with
+/// hyper-util's HTTP/1.1 + HTTP/2 server, extended CONNECT enabled.
+pub async fn serve<H>(handler: H) -> SocketAddr
+where
+    H: Fn(Request<Incoming>) -> Response + Clone + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut server = auto::Builder::new(TokioExecutor::new());
+        server.http2().enable_connect_protocol();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            let server = server.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let res = handler(req);
+                    async move { Ok::<_, Infallible>(res) }
+                });
+                let _ = server
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Serves WebSocket sessions run by `session`, with `config`.
+pub async fn serve_ws<S, Fut>(config: Config, session: S) -> SocketAddr
+where
+    S: Fn(WebSocket) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    serve(move |mut req| {
+        req.extensions_mut().insert(config.clone());
+        match WebSocketUpgrade::from_request(&mut req) {
+            Ok(ws) => ws.on_upgrade(session.clone()),
+            Err(rejection) => rejection.into_response(),
+        }
+    })
+    .await
+}
+
+/// The echo loop of `examples/echo.rs`.
+pub async fn echo(mut socket: WebSocket) {
+    while let Some(Ok(msg)) = socket.recv().await {
+        if msg.is_data() && socket.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A parsed HTTP response head (and body, when it has a length).
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The connection, for talking WebSocket after a 101.
+    pub stream: TcpStream,
+    /// Bytes read past the head.
+    pub rest: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` byte for byte and reads the response.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    tokio::time::timeout(TIMEOUT, raw_inner(addr, request))
+        .await
+        .expect("raw request timed out")
+}
+
+async fn raw_inner(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a response head: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    let mut rest = buf[head_end..].to_vec();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    while rest.len() < len {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&rest[..len.min(rest.len())]).into_owned();
+    if status != 101 {
+        rest.drain(..len.min(rest.len()));
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+        stream,
+        rest,
+    }
+}
+
+/// A valid HTTP/1.1 handshake with `extra` header lines (each ending in CRLF).
+pub fn handshake(extra: &str) -> Vec<u8> {
+    format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A masked client frame (RFC 6455 §5.2) with this first byte and payload.
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![first];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
