@@ -76,5 +76,5 @@ pub use crate::error::Error;
 pub use crate::message::{close_code, CloseFrame, Message, Utf8Bytes};
 pub use crate::rejection::WebSocketUpgradeRejection;
 pub use crate::response::{Body, BoxError, IntoResponse, Response};
-pub use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
+pub use crate::socket::{ReuniteError, WebSocket, WebSocketReceiver, WebSocketSender};
 pub use crate::upgrade::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};

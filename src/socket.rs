@@ -400,10 +400,7 @@ impl WebSocketSender {
     /// # Errors
     ///
     /// Gives both halves back when they come from different sockets.
-    pub fn reunite(
-        self,
-        receiver: WebSocketReceiver,
-    ) -> Result<WebSocket, (WebSocketSender, WebSocketReceiver)> {
+    pub fn reunite(self, receiver: WebSocketReceiver) -> Result<WebSocket, ReuniteError> {
         let WebSocketSender {
             inner,
             protocol,
@@ -415,7 +412,7 @@ impl WebSocketSender {
             peer_addr: rx_peer,
         } = receiver;
         stream.reunite(inner).map_err(|err| {
-            (
+            ReuniteError(Box::new((
                 WebSocketSender {
                     inner: err.0,
                     protocol,
@@ -426,10 +423,36 @@ impl WebSocketSender {
                     protocol: rx_protocol,
                     peer_addr: rx_peer,
                 },
-            )
+            )))
         })
     }
 }
+
+/// The halves given to [`WebSocketSender::reunite`] came from different
+/// sockets; they are handed back.
+pub struct ReuniteError(Box<(WebSocketSender, WebSocketReceiver)>);
+
+impl ReuniteError {
+    /// The two halves, unchanged.
+    #[must_use]
+    pub fn into_parts(self) -> (WebSocketSender, WebSocketReceiver) {
+        *self.0
+    }
+}
+
+impl fmt::Debug for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReuniteError").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the sender and receiver come from different WebSockets")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
 
 impl fmt::Debug for WebSocketSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

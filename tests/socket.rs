@@ -506,3 +506,48 @@ async fn json_round_trip_and_bad_json_is_a_matchable_error() {
         ts::Message::text(r#"{"x":6,"y":5}"#)
     );
 }
+
+#[tokio::test]
+async fn failing_a_connection_drains_instead_of_resetting() {
+    use tokio::io::AsyncReadExt;
+    let config = Config::default()
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024);
+    let addr = serve_ws(config, common::echo).await;
+    let res = common::raw(addr, &common::handshake("")).await;
+    assert_eq!(res.status, 101);
+    // 1 MiB over a 64 KiB limit: the server fails the connection after the
+    // header while most of the payload is still in flight.
+    let frame = common::client_frame(0x82, &vec![1u8; 1 << 20]);
+    let (mut read, mut write) = res.stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&frame).await;
+        write
+    });
+    let mut received = res.rest;
+    // Give the server time to fail the connection while the payload is
+    // still queued in its socket.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let end = timeout(TIMEOUT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match read.read(&mut chunk).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(err) => return Err(err),
+            }
+        }
+    })
+    .await
+    .expect("server never ended the connection");
+    assert_eq!(
+        &received[..4],
+        &[0x88, 0x11, 0x03, 0xf1],
+        "close frame with 1009"
+    );
+    assert_eq!(&received[4..], b"message too big");
+    // A reset here would mean unread data was dropped on the floor, which
+    // can make a peer lose the close frame.
+    assert!(end.is_ok(), "connection was reset: {end:?}");
+    drop(writer.await.unwrap());
+}

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::{body::Incoming, service::service_fn, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
+#[cfg(feature = "http2")]
+use hyper_util::{rt::TokioExecutor, server::conn::auto};
 use hyperws::{Config, IntoResponse, Response, WebSocket, WebSocketUpgrade};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,7 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `handler` for every request on a fresh loopback port with
-/// hyper-util's HTTP/1.1 + HTTP/2 server, extended CONNECT enabled.
+/// hyper-util's HTTP/1.1 + HTTP/2 server, extended CONNECT enabled (with
+/// the `http2` feature; else hyper's HTTP/1.1 server).
 pub async fn serve<H>(handler: H) -> SocketAddr
 where
     H: Fn(Request<Incoming>) -> Response + Clone + Send + Sync + 'static,
@@ -25,22 +27,31 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let mut server = auto::Builder::new(TokioExecutor::new());
-        server.http2().enable_connect_protocol();
+        #[cfg(feature = "http2")]
+        let server = {
+            let mut server = auto::Builder::new(TokioExecutor::new());
+            server.http2().enable_connect_protocol();
+            server
+        };
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
             let handler = handler.clone();
+            #[cfg(feature = "http2")]
             let server = server.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let res = handler(req);
                     async move { Ok::<_, Infallible>(res) }
                 });
-                let _ = server
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                    .await;
+                #[cfg(feature = "http2")]
+                let conn = server.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                #[cfg(not(feature = "http2"))]
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades();
+                let _ = conn.await;
             });
         }
     });
