@@ -30,7 +30,6 @@ const MIB: usize = 1024 * KIB;
 #[derive(Clone)]
 pub struct Config {
     pub(crate) read_buffer_size: usize,
-    pub(crate) read_burst_size: usize,
     pub(crate) write_buffer_size: usize,
     pub(crate) max_write_buffer_size: usize,
     pub(crate) max_message_size: Option<usize>,
@@ -45,8 +44,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            read_buffer_size: KIB,
-            read_burst_size: 128 * KIB,
+            read_buffer_size: 64 * KIB,
             write_buffer_size: 16 * KIB,
             max_write_buffer_size: 16 * MIB,
             max_message_size: Some(4 * MIB),
@@ -61,29 +59,19 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The read buffer every connection allocates up front, and the size of
-    /// each read while traffic is light. Default: 1 KiB.
+    /// The read buffer a connection uses while messages are moving, and the
+    /// most bytes asked of the socket in one read. Default: 64 KiB.
     ///
-    /// This is most of an idle connection's memory. Bursts of traffic do not
-    /// suffer from a small value: see [`read_burst_size`](Self::read_burst_size).
-    /// Values under 14 bytes (the largest frame header) are raised to 14.
+    /// An idle connection holds no read buffer at all: once everything
+    /// received has been handed to the application and everything sent has
+    /// been written, the buffers are dropped, and allocated again when the
+    /// next bytes arrive. So this costs memory only for connections that are
+    /// busy at that moment, and a larger value makes large messages cost
+    /// fewer system calls. Values under 14 bytes (the largest frame header)
+    /// are raised to 14.
     #[must_use]
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(14);
-        self
-    }
-
-    /// The largest single read from the socket while data keeps arriving.
-    /// Default: 128 KiB.
-    ///
-    /// When a read fills the whole read buffer, more data is probably
-    /// waiting, so the next reads go through a burst buffer of this size.
-    /// It is allocated only while the burst lasts and freed as soon as the
-    /// socket has nothing more to read, so idle connections do not pay for
-    /// it. Set it to 0 to always read straight into the read buffer.
-    #[must_use]
-    pub fn read_burst_size(mut self, bytes: usize) -> Self {
-        self.read_burst_size = bytes;
         self
     }
 
@@ -214,7 +202,6 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("read_buffer_size", &self.read_buffer_size)
-            .field("read_burst_size", &self.read_burst_size)
             .field("write_buffer_size", &self.write_buffer_size)
             .field("max_write_buffer_size", &self.max_write_buffer_size)
             .field("max_message_size", &self.max_message_size)

@@ -46,6 +46,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn closed() -> Self {
+        Self {
+            kind: Kind::Closed,
+            source: None,
+        }
+    }
+
     pub(crate) fn upgrade(err: hyper::Error) -> Self {
         Self::new(Kind::Upgrade, err)
     }

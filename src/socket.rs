@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::message::{CloseFrame, Message, Utf8Bytes};
@@ -39,28 +41,83 @@ use crate::Error;
 /// RFC 6455 asks for (1002 protocol error, 1007 invalid UTF-8, 1009 message
 /// too big) and `recv` returns the error once; the stream then ends.
 pub struct WebSocket {
-    inner: WebSocketStream<Transport>,
+    inner: Inner,
+    config: WebSocketConfig,
     protocol: Option<Utf8Bytes>,
     peer_addr: Option<SocketAddr>,
     /// A message read ahead by `send` to decide whether to flush.
     peeked: Option<Option<Result<Message, Error>>>,
-    /// Messages were written since the last flush.
-    unflushed: bool,
+    /// A close frame was sent or received, or the connection failed: the
+    /// connection stays with tungstenite until it ends.
+    closing: bool,
+}
+
+/// Who holds the connection.
+enum Inner {
+    /// tungstenite, with its buffers, while messages are moving. Boxed so
+    /// that a dormant connection's task stays small.
+    Active(Box<WebSocketStream<Transport>>),
+    /// Only the socket: idle at a frame boundary with nothing left to write.
+    /// tungstenite would have nothing in its buffers, so they are dropped and
+    /// an idle connection costs no buffer memory.
+    Dormant(Transport),
+    /// The socket failed while dormant, or could not be handed over.
+    Gone,
 }
 
 impl WebSocket {
     pub(crate) fn new(
-        inner: WebSocketStream<Transport>,
+        transport: Transport,
+        prefix: Option<Vec<u8>>,
+        config: WebSocketConfig,
         protocol: Option<Utf8Bytes>,
         peer_addr: Option<SocketAddr>,
     ) -> Self {
-        let peer_addr = peer_addr.or_else(|| inner.get_ref().peer_addr());
-        Self {
-            inner,
+        let peer_addr = peer_addr.or_else(|| transport.peer_addr());
+        let mut socket = Self {
+            inner: Inner::Dormant(transport),
+            config,
             protocol,
             peer_addr,
             peeked: None,
-            unflushed: false,
+            closing: false,
+        };
+        if let Some(prefix) = prefix {
+            socket.activate(prefix);
+        }
+        socket
+    }
+
+    /// Hands the socket to tungstenite, with bytes already read from it.
+    fn activate(&mut self, part: Vec<u8>) {
+        let Inner::Dormant(transport) = std::mem::replace(&mut self.inner, Inner::Gone) else {
+            return;
+        };
+        // tokio-tungstenite's constructor is async in name only: it is ready
+        // on its first poll.
+        let stream =
+            WebSocketStream::from_partially_read(transport, part, Role::Server, Some(self.config));
+        if let Some(stream) = stream.now_or_never() {
+            self.inner = Inner::Active(Box::new(stream));
+        }
+    }
+
+    /// tungstenite's stream, woken from dormancy if need be.
+    fn stream(&mut self) -> Result<&mut WebSocketStream<Transport>, Error> {
+        if matches!(self.inner, Inner::Dormant(_)) {
+            self.activate(Vec::new());
+        }
+        match &mut self.inner {
+            Inner::Active(stream) => Ok(&mut **stream),
+            _ => Err(Error::closed()),
+        }
+    }
+
+    fn transport_mut(&mut self) -> Option<&mut Transport> {
+        match &mut self.inner {
+            Inner::Active(stream) => Some(stream.get_mut()),
+            Inner::Dormant(transport) => Some(transport),
+            Inner::Gone => None,
         }
     }
 
@@ -148,7 +205,6 @@ impl WebSocket {
     ///
     /// When the socket fails or the connection was already closed.
     pub async fn close(&mut self, code: u16, reason: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.inner.get_mut().linger_on_drop();
         let frame = CloseFrame::new(code, reason);
         SinkExt::send(self, Message::Close(Some(frame))).await
     }
@@ -199,31 +255,83 @@ impl WebSocket {
         )
     }
 
-    /// Reads one message from tungstenite, answering a peer's protocol
-    /// fault with the right close frame, and flushing pending writes when
-    /// there is nothing to read.
+    /// Reads one message, answering a peer's protocol fault with the right
+    /// close frame. When there is nothing to read it flushes what is queued
+    /// and, if tungstenite then holds nothing, lets it go dormant.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let item = match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Pending => {
-                if self.unflushed {
-                    if let Poll::Ready(Err(err)) = Pin::new(&mut *self).poll_flush(cx) {
-                        return Poll::Ready(Some(Err(err)));
+        loop {
+            match &mut self.inner {
+                Inner::Gone => return Poll::Ready(None),
+                Inner::Dormant(transport) => {
+                    // Wait for bytes without any buffer of tungstenite's.
+                    let mut buf = [0u8; 1024];
+                    let mut read = ReadBuf::new(&mut buf);
+                    match Pin::new(transport).poll_read(cx, &mut read) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(err)) => {
+                            self.inner = Inner::Gone;
+                            return Poll::Ready(Some(Err(Error::from_tungstenite(err.into()))));
+                        }
+                        // Data, or the end of the stream: tungstenite sorts it out.
+                        Poll::Ready(Ok(())) => {
+                            let part = read.filled().to_vec();
+                            self.activate(part);
+                        }
                     }
                 }
-                return Poll::Pending;
-            }
-            Poll::Ready(item) => item,
-        };
-        Poll::Ready(item.map(|res| match res {
-            Ok(msg) => Ok(Message::from_tungstenite(msg)),
-            Err(err) => {
-                let err = Error::from_tungstenite(err);
-                if let Some(code) = err.close_code() {
-                    self.fail(cx, code, &err);
+                Inner::Active(stream) => {
+                    let item = match Pin::new(&mut *stream).poll_next(cx) {
+                        Poll::Ready(item) => item,
+                        Poll::Pending => {
+                            // Always flush: tungstenite may owe the peer a pong.
+                            match Pin::new(&mut *stream).poll_flush(cx) {
+                                Poll::Ready(Ok(())) => {}
+                                Poll::Ready(Err(err)) => {
+                                    return Poll::Ready(Some(Err(self.failed(err))));
+                                }
+                                Poll::Pending => return Poll::Pending,
+                            }
+                            if self.closing || !stream.get_ref().at_rest() {
+                                return Poll::Pending;
+                            }
+                            let Inner::Active(stream) =
+                                std::mem::replace(&mut self.inner, Inner::Gone)
+                            else {
+                                return Poll::Pending;
+                            };
+                            self.inner = Inner::Dormant(stream.into_inner());
+                            // Poll the socket itself, so the waker is its own.
+                            continue;
+                        }
+                    };
+                    return Poll::Ready(match item {
+                        None => {
+                            self.closing = true;
+                            None
+                        }
+                        Some(Ok(msg)) => {
+                            let msg = Message::from_tungstenite(msg);
+                            if matches!(msg, Message::Close(_)) {
+                                self.closing = true;
+                            }
+                            Some(Ok(msg))
+                        }
+                        Some(Err(err)) => {
+                            let err = self.failed(err);
+                            if let Some(code) = err.close_code() {
+                                self.fail(cx, code, &err);
+                            }
+                            Some(Err(err))
+                        }
+                    });
                 }
-                Err(err)
             }
-        }))
+        }
+    }
+
+    fn failed(&mut self, err: tokio_tungstenite::tungstenite::Error) -> Error {
+        self.closing = true;
+        Error::from_tungstenite(err)
     }
 
     /// Tells the peer why the connection is being failed. One attempt: a
@@ -236,21 +344,25 @@ impl WebSocket {
             _ => "protocol error",
         };
         let frame = Some(CloseFrame::new(code, reason).into_tungstenite());
-        let inner = Pin::new(&mut self.inner);
-        if let Poll::Ready(Ok(())) = inner.poll_ready(cx) {
-            let mut inner = Pin::new(&mut self.inner);
-            let msg = tokio_tungstenite::tungstenite::Message::Close(frame);
-            if inner.as_mut().start_send(msg).is_ok() {
-                let _ = inner.poll_flush(cx);
+        if let Inner::Active(stream) = &mut self.inner {
+            let mut stream = Pin::new(stream);
+            if let Poll::Ready(Ok(())) = stream.as_mut().poll_ready(cx) {
+                let msg = tokio_tungstenite::tungstenite::Message::Close(frame);
+                if stream.as_mut().start_send(msg).is_ok() {
+                    let _ = stream.poll_flush(cx);
+                }
             }
         }
-        self.inner.get_mut().linger_on_drop();
+        if let Some(transport) = self.transport_mut() {
+            transport.linger_on_drop();
+        }
     }
 
     /// Flushes, unless an incoming message is already waiting (then the
     /// next `recv` that would wait flushes instead).
     fn poll_flush_unless_busy(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.peeked.is_none() {
+            // Nothing to read: this flushes (and may go dormant).
             if let Poll::Ready(item) = self.poll_read(cx) {
                 self.peeked = Some(item);
             }
@@ -287,27 +399,44 @@ impl Sink<Message> for WebSocket {
     type Error = Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
+        let stream = self.stream()?;
+        Pin::new(stream)
             .poll_ready(cx)
             .map_err(Error::from_tungstenite)
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
-        self.unflushed = true;
-        Pin::new(&mut self.inner)
+        if matches!(msg, Message::Close(_)) {
+            self.closing = true;
+            // Let the peer's reply arrive before the socket is dropped.
+            if let Some(transport) = self.transport_mut() {
+                transport.linger_on_drop();
+            }
+        }
+        let stream = self.stream()?;
+        Pin::new(stream)
             .start_send(msg.into_tungstenite())
             .map_err(Error::from_tungstenite)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let res = std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx));
-        self.unflushed = false;
-        Poll::Ready(res.map_err(Error::from_tungstenite))
+        match &mut self.inner {
+            // Dormant means everything was written already.
+            Inner::Dormant(_) => Poll::Ready(Ok(())),
+            Inner::Gone => Poll::Ready(Err(Error::closed())),
+            Inner::Active(stream) => Pin::new(stream)
+                .poll_flush(cx)
+                .map_err(Error::from_tungstenite),
+        }
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.get_mut().linger_on_drop();
-        Pin::new(&mut self.inner)
+        self.closing = true;
+        if let Some(transport) = self.transport_mut() {
+            transport.linger_on_drop();
+        }
+        let stream = self.stream()?;
+        Pin::new(stream)
             .poll_close(cx)
             .map_err(Error::from_tungstenite)
     }

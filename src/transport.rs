@@ -1,6 +1,6 @@
 //! The byte stream under a WebSocket: the upgraded connection, unwrapped to
-//! the plain `TcpStream` when possible, with burst reads and a lingering
-//! close.
+//! the plain `TcpStream` when possible, with a frame-boundary tracker and a
+//! lingering close.
 //!
 //! Three things live here because tungstenite cannot do them:
 //!
@@ -9,12 +9,12 @@
 //!   the connection is a `TcpStream` served by hyper or hyper-util, it is
 //!   taken back out, and any bytes hyper had already read are handed to
 //!   tungstenite as already-read data.
-//! - **Burst reads.** tungstenite allocates its read buffer up front and
-//!   never reads more than that buffer's size at once. A small buffer keeps
-//!   idle connections cheap but makes a large message cost one syscall per
-//!   kilobyte. So when a read fills the caller's buffer, the following reads
-//!   go through a larger burst buffer, allocated without zeroing and freed
-//!   as soon as the socket has nothing more to read.
+//! - **Frame boundaries.** tungstenite allocates its read buffer up front
+//!   and keeps it for the connection's life. To let an idle connection give
+//!   that memory back, the socket layer must know when tungstenite holds no
+//!   partial frame and no partial message; the transport follows the frame
+//!   headers in the bytes it hands out (a few comparisons per frame, the
+//!   payload is skipped) and says so.
 //! - **Lingering close.** After the server sends a close frame because the
 //!   peer misbehaved (e.g. a message over the size limit), dropping the
 //!   socket with unread data would make the kernel send a reset, and the
@@ -27,7 +27,6 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -45,25 +44,32 @@ enum Io {
 
 pub(crate) struct Transport {
     io: Io,
-    burst: BytesMut,
-    burst_size: usize,
-    bursting: bool,
+    frames: FrameTracker,
     linger: bool,
 }
 
 impl Transport {
     /// Unwraps the upgraded connection when it is a `TcpStream`; returns the
-    /// transport and the bytes already read past the HTTP request.
-    pub(crate) fn new(upgraded: Upgraded, burst_size: usize) -> (Self, Bytes) {
+    /// transport and the bytes already read past the HTTP request, if any.
+    pub(crate) fn new(upgraded: Upgraded) -> (Self, Option<Vec<u8>>) {
         let (io, read_buf) = unwrap(upgraded);
-        let transport = Self {
+        let mut transport = Self {
             io,
-            burst: BytesMut::new(),
-            burst_size,
-            bursting: false,
+            frames: FrameTracker::default(),
             linger: false,
         };
-        (transport, read_buf)
+        // Copied out so hyper's whole read buffer is not kept alive by it.
+        let prefix = (!read_buf.is_empty()).then(|| read_buf.to_vec());
+        if let Some(prefix) = &prefix {
+            transport.frames.observe(prefix);
+        }
+        (transport, prefix)
+    }
+
+    /// Every byte handed out so far ends a whole frame, and no fragmented
+    /// message is open: a reader of these bytes holds nothing partial.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.frames.at_rest()
     }
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
@@ -77,34 +83,9 @@ impl Transport {
     pub(crate) fn linger_on_drop(&mut self) {
         self.linger = true;
     }
-
-    fn poll_burst(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.burst.capacity() < self.burst_size {
-            self.burst.reserve(self.burst_size);
-        }
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.burst) {
-            Poll::Pending => {
-                // Nothing more to read: the burst is over, give the memory back.
-                self.burst = BytesMut::new();
-                self.bursting = false;
-                Poll::Pending
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Ready(Ok(_)) => {
-                self.copy_out(buf);
-                Poll::Ready(Ok(()))
-            }
-        }
-    }
-
-    fn copy_out(&mut self, buf: &mut ReadBuf<'_>) {
-        let n = self.burst.len().min(buf.remaining());
-        buf.put_slice(&self.burst[..n]);
-        self.burst.advance(n);
-    }
 }
 
-fn unwrap(upgraded: Upgraded) -> (Io, Bytes) {
+fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
     #[cfg(feature = "http2")]
     let upgraded =
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
@@ -113,7 +94,7 @@ fn unwrap(upgraded: Upgraded) -> (Io, Bytes) {
         };
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => (Io::Tcp(parts.io.into_inner()), parts.read_buf),
-        Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), Bytes::new()),
+        Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), bytes::Bytes::new()),
     }
 }
 
@@ -124,19 +105,79 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if !this.burst.is_empty() {
-            this.copy_out(buf);
-            return Poll::Ready(Ok(()));
-        }
-        if this.bursting && this.burst_size > buf.remaining() {
-            return this.poll_burst(cx, buf);
-        }
-        let wanted = buf.remaining();
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        // A read that fills the buffer suggests more is waiting.
-        this.bursting = wanted > 0 && buf.filled().len() - before == wanted;
+        this.frames.observe(&buf.filled()[before..]);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Follows frame headers (RFC 6455 §5.2) in a byte stream.
+#[derive(Debug, Default)]
+struct FrameTracker {
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+    /// A text or binary frame without FIN started a message not yet ended.
+    fragmented: bool,
+}
+
+impl FrameTracker {
+    fn at_rest(&self) -> bool {
+        self.have == 0 && self.remaining == 0 && !self.fragmented
+    }
+
+    fn observe(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip =
+                    usize::try_from(self.remaining).map_or(data.len(), |r| r.min(data.len()));
+                self.remaining -= skip as u64;
+                data = &data[skip..];
+                continue;
+            }
+            self.header[self.have] = data[0];
+            self.have += 1;
+            data = &data[1..];
+            if self.have < 2 {
+                continue;
+            }
+            let ext = match self.header[1] & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
+            if self.have < 2 + ext + mask {
+                continue;
+            }
+            self.remaining = match ext {
+                2 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                8 => u64::from_be_bytes([
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                    self.header[5],
+                    self.header[6],
+                    self.header[7],
+                    self.header[8],
+                    self.header[9],
+                ]),
+                _ => u64::from(self.header[1] & 0x7f),
+            };
+            let fin = self.header[0] & 0x80 != 0;
+            match self.header[0] & 0x0f {
+                // Text or binary: a message starts; it stays open without FIN.
+                0x1 | 0x2 => self.fragmented = !fin,
+                // Continuation: FIN ends the message.
+                0x0 if fin => self.fragmented = false,
+                // Control frames (and invalid opcodes, which end the
+                // connection anyway) leave the message state alone.
+                _ => {}
+            }
+            self.have = 0;
+        }
     }
 }
 
@@ -256,5 +297,53 @@ impl AsyncWrite for Io {
             Io::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
             Io::Gone => Poll::Ready(Ok(())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameTracker;
+
+    #[test]
+    fn tracks_boundaries_byte_by_byte_and_in_chunks() {
+        // Masked text "hello", a 300-byte binary (16-bit length), a
+        // fragmented text with a ping in the middle.
+        let mut big = vec![0x82, 0x80 | 126, 0x01, 0x2c, 0, 0, 0, 0];
+        big.extend(std::iter::repeat_n(7u8, 300));
+        let frames = [
+            vec![0x81, 0x85, 1, 2, 3, 4, b'h', b'e', b'l', b'l', b'o'],
+            big,
+            vec![0x01, 0x81, 0, 0, 0, 0, b'a'],
+            vec![0x89, 0x80, 0, 0, 0, 0],
+            vec![0x80, 0x81, 0, 0, 0, 0, b'b'],
+        ];
+        let rest_after = [true, true, false, false, true];
+
+        let mut chunked = FrameTracker::default();
+        let mut bytewise = FrameTracker::default();
+        for (frame, rest) in frames.iter().zip(rest_after) {
+            for (i, b) in frame.iter().enumerate() {
+                bytewise.observe(std::slice::from_ref(b));
+                if i + 1 < frame.len() {
+                    assert!(!bytewise.at_rest(), "mid-frame is never at rest");
+                }
+            }
+            assert_eq!(bytewise.at_rest(), rest);
+            chunked.observe(frame);
+            assert_eq!(chunked.at_rest(), rest);
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_lengths() {
+        let mut t = FrameTracker::default();
+        let mut header = vec![0x82, 0x80 | 127];
+        header.extend_from_slice(&70_000u64.to_be_bytes());
+        header.extend_from_slice(&[0, 0, 0, 0]);
+        t.observe(&header);
+        t.observe(&vec![0u8; 69_999]);
+        assert!(!t.at_rest());
+        t.observe(&[0]);
+        assert!(t.at_rest());
     }
 }

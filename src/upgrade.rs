@@ -33,8 +33,6 @@ use http::request::Parts;
 use http::{header, Extensions, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use sha1::{Digest, Sha1};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{Config, ProtocolPolicy};
 use crate::message::Utf8Bytes;
@@ -301,27 +299,14 @@ impl<F> WebSocketUpgrade<F> {
             ..
         } = self;
         let transport_config = config.transport();
-        let burst = config.read_burst_size;
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
             };
-            let (transport, read_buf) = Transport::new(upgraded, burst);
-            let stream = if read_buf.is_empty() {
-                WebSocketStream::from_raw_socket(transport, Role::Server, Some(transport_config))
-                    .await
-            } else {
-                // Frames the client sent right behind its request.
-                WebSocketStream::from_partially_read(
-                    transport,
-                    read_buf.to_vec(),
-                    Role::Server,
-                    Some(transport_config),
-                )
-                .await
-            };
-            callback(WebSocket::new(stream, protocol, peer_addr)).await;
+            let (transport, prefix) = Transport::new(upgraded);
+            let socket = WebSocket::new(transport, prefix, transport_config, protocol, peer_addr);
+            callback(socket).await;
         });
         Ok(response)
     }

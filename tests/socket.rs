@@ -551,3 +551,84 @@ async fn failing_a_connection_drains_instead_of_resetting() {
     assert!(end.is_ok(), "connection was reset: {end:?}");
     drop(writer.await.unwrap());
 }
+
+#[tokio::test]
+async fn frames_trickling_in_with_pauses_are_read_whole() {
+    use tokio::io::AsyncReadExt;
+    let addr = serve_ws(Config::default(), common::echo).await;
+    let mut res = common::raw(addr, &common::handshake("")).await;
+    assert_eq!(res.status, 101);
+    // A fragmented text message with a ping between its fragments, then a
+    // 300-byte binary message, sent a few bytes at a time with pauses so the
+    // server sees every possible partial frame and partial message.
+    let mut wire = common::client_frame(0x01, b"hel");
+    wire.extend(common::client_frame(0x89, b"p"));
+    wire.extend(common::client_frame(0x80, b"lo"));
+    wire.extend(common::client_frame(0x82, &[5u8; 300]));
+    for piece in wire.chunks(3) {
+        res.stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut expected = b"\x8a\x01p\x81\x05hello\x82\x7e\x01\x2c".to_vec();
+    expected.extend([5u8; 300]);
+    let mut got = res.rest.clone();
+    while got.len() < expected.len() {
+        let mut chunk = [0u8; 1024];
+        let n = timeout(TIMEOUT, res.stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "server closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn an_idle_connection_still_answers_pings_and_messages() {
+    let addr = serve_ws(Config::default(), common::echo).await;
+    let mut client = connect(addr).await;
+    for round in 0..3 {
+        // Long enough for the server to put the connection to sleep.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client
+            .send(ts::Message::Ping(Bytes::from(format!("p{round}"))))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut client).await,
+            ts::Message::Pong(Bytes::from(format!("p{round}")))
+        );
+        client
+            .send(ts::Message::text(format!("m{round}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut client).await,
+            ts::Message::text(format!("m{round}"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_only_sends_works_while_idle_for_reads() {
+    let addr = serve_ws(Config::default(), |mut socket: WebSocket| async move {
+        for i in 0..5 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if socket.send_text(format!("tick {i}")).await.is_err() {
+                return;
+            }
+        }
+        let _ = socket.close(close_code::NORMAL, "done").await;
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+    let mut client = connect(addr).await;
+    for i in 0..5 {
+        assert_eq!(
+            next(&mut client).await,
+            ts::Message::text(format!("tick {i}"))
+        );
+    }
+    assert_eq!(close_frame(&mut client).await.code, CloseCode::Normal);
+}
