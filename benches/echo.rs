@@ -17,7 +17,8 @@
 //! per round, default 2), `BENCH_ROUNDS` (default 3), `BENCH_IDLE` (idle
 //! connections for the memory figure, default 10000), `BENCH_ONLY` (a
 //! comma-separated subset of `hyperws,tungstenite,fastwebsockets`),
-//! `BENCH_RUN` (a subset of `throughput,handshakes,memory`).
+//! `BENCH_RUN` (a subset of `throughput,handshakes,memory`), `BENCH_LOADS`
+//! (a subset of `20 B,1 KiB,64 KiB,1 MiB`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -196,7 +197,11 @@ async fn throughput_table(servers: &[Server], rounds: usize, secs: f64) {
     ];
     println!("| load | server | msg/s | MB/s | msg per server CPU-s |");
     println!("| --- | --- | ---: | ---: | ---: |");
+    let wanted = std::env::var("BENCH_LOADS").unwrap_or_default();
     for load in loads {
+        if !wanted.is_empty() && !wanted.split(',').any(|w| w.trim() == load.label) {
+            continue;
+        }
         let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); servers.len()];
         for round in 0..=rounds {
             for (i, s) in servers.iter().enumerate() {

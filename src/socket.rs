@@ -6,9 +6,12 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
+use std::future::Future;
+
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -28,7 +31,9 @@ use crate::Error;
 /// # Batching
 ///
 /// [`send`](Self::send) writes the message and flushes it to the socket,
-/// unless another incoming message is already waiting to be read: then the
+/// unless it is smaller than
+/// [`Config::write_buffer_size`](crate::Config::write_buffer_size) and
+/// another incoming message is already waiting to be read: then the
 /// flush is left to the next `recv` that finds nothing to read (or the next
 /// `send`, [`flush`](Self::flush) or [`close`](Self::close)). A loop that
 /// answers each message therefore sends its answers to a burst of requests
@@ -50,7 +55,22 @@ pub struct WebSocket {
     /// A close frame was sent or received, or the connection failed: the
     /// connection stays with tungstenite until it ends.
     closing: bool,
+    /// A large message went through since tungstenite took over: its
+    /// buffers are large, and worth keeping a while (see `RELEASE_AFTER`).
+    heavy: bool,
+    /// Messages moved since the release timer was set.
+    moved: bool,
+    /// When an idle connection with large buffers gives them back.
+    release: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// A message at least this large leaves tungstenite with large buffers.
+const HEAVY: usize = 32 * 1024;
+/// How long a connection with large buffers keeps them once idle. Dropping
+/// and growing them again for every large message would cost page faults.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+/// The read buffer when tungstenite takes over with little data waiting.
+const SMALL_READ: usize = 4 * 1024;
 
 /// Who holds the connection.
 enum Inner {
@@ -81,31 +101,78 @@ impl WebSocket {
             peer_addr,
             peeked: None,
             closing: false,
+            heavy: false,
+            moved: false,
+            release: None,
         };
         if let Some(prefix) = prefix {
-            socket.activate(prefix);
+            socket.activate(prefix, false);
         }
         socket
     }
 
     /// Hands the socket to tungstenite, with bytes already read from it.
-    fn activate(&mut self, part: Vec<u8>) {
+    /// With little data waiting, tungstenite gets a small read buffer: a
+    /// few messages then cost a small allocation, not a large one.
+    fn activate(&mut self, part: Vec<u8>, more_waiting: bool) {
         let Inner::Dormant(transport) = std::mem::replace(&mut self.inner, Inner::Gone) else {
             return;
         };
+        let mut config = self.config;
+        if !more_waiting {
+            config = config.read_buffer_size(config.read_buffer_size.min(SMALL_READ));
+        }
         // tokio-tungstenite's constructor is async in name only: it is ready
         // on its first poll.
         let stream =
-            WebSocketStream::from_partially_read(transport, part, Role::Server, Some(self.config));
+            WebSocketStream::from_partially_read(transport, part, Role::Server, Some(config));
         if let Some(stream) = stream.now_or_never() {
             self.inner = Inner::Active(Box::new(stream));
         }
     }
 
+    /// Puts tungstenite and its buffers away; only the socket is kept.
+    fn sleep(&mut self) {
+        if let Inner::Active(stream) = std::mem::replace(&mut self.inner, Inner::Gone) {
+            self.inner = Inner::Dormant(stream.into_inner());
+        }
+        self.heavy = false;
+        self.release = None;
+    }
+
+    /// Whether an idle, flushed connection at a frame boundary may drop
+    /// tungstenite's buffers now. Large buffers are kept until a whole
+    /// `RELEASE_AFTER` passes without traffic. The timer is set once and
+    /// looked at when it fires, so busy connections do not pay for it per
+    /// message.
+    fn poll_may_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.heavy {
+            return Poll::Ready(());
+        }
+        let timer = self
+            .release
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
+        std::task::ready!(timer.as_mut().poll(cx));
+        if std::mem::take(&mut self.moved) {
+            // Traffic since the timer was set: look again later.
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + RELEASE_AFTER);
+            let _ = timer.as_mut().poll(cx);
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    fn note_moved(&mut self, len: usize) {
+        self.moved = true;
+        self.heavy |= len >= HEAVY;
+    }
+
     /// tungstenite's stream, woken from dormancy if need be.
     fn stream(&mut self) -> Result<&mut WebSocketStream<Transport>, Error> {
         if matches!(self.inner, Inner::Dormant(_)) {
-            self.activate(Vec::new());
+            self.activate(Vec::new(), false);
         }
         match &mut self.inner {
             Inner::Active(stream) => Ok(&mut **stream),
@@ -138,9 +205,17 @@ impl WebSocket {
     /// When the connection is closed or the socket fails, or when the write
     /// buffer is over its limit because the peer does not read.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        // Only messages that fit the gather buffer are worth batching; a
+        // larger one is written out at once anyway.
+        let batch = msg.len() < self.config.write_buffer_size;
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
-        Pin::new(&mut *self).start_send(msg.into())?;
-        poll_fn(|cx| self.poll_flush_unless_busy(cx)).await
+        Pin::new(&mut *self).start_send(msg)?;
+        if batch {
+            poll_fn(|cx| self.poll_flush_unless_busy(cx)).await
+        } else {
+            SinkExt::flush(self).await
+        }
     }
 
     /// Sends a text message.
@@ -274,8 +349,9 @@ impl WebSocket {
                         }
                         // Data, or the end of the stream: tungstenite sorts it out.
                         Poll::Ready(Ok(())) => {
+                            let more_waiting = read.remaining() == 0;
                             let part = read.filled().to_vec();
-                            self.activate(part);
+                            self.activate(part, more_waiting);
                         }
                     }
                 }
@@ -291,15 +367,13 @@ impl WebSocket {
                                 }
                                 Poll::Pending => return Poll::Pending,
                             }
-                            if self.closing || !stream.get_ref().at_rest() {
+                            if self.closing
+                                || !stream.get_ref().at_rest()
+                                || self.poll_may_sleep(cx).is_pending()
+                            {
                                 return Poll::Pending;
                             }
-                            let Inner::Active(stream) =
-                                std::mem::replace(&mut self.inner, Inner::Gone)
-                            else {
-                                return Poll::Pending;
-                            };
-                            self.inner = Inner::Dormant(stream.into_inner());
+                            self.sleep();
                             // Poll the socket itself, so the waker is its own.
                             continue;
                         }
@@ -311,6 +385,7 @@ impl WebSocket {
                         }
                         Some(Ok(msg)) => {
                             let msg = Message::from_tungstenite(msg);
+                            self.note_moved(msg.len());
                             if matches!(msg, Message::Close(_)) {
                                 self.closing = true;
                             }
@@ -406,6 +481,7 @@ impl Sink<Message> for WebSocket {
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        self.note_moved(msg.len());
         if matches!(msg, Message::Close(_)) {
             self.closing = true;
             // Let the peer's reply arrive before the socket is dropped.
