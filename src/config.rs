@@ -44,7 +44,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            read_buffer_size: 128 * KIB,
+            read_buffer_size: 64 * KIB,
             write_buffer_size: 16 * KIB,
             max_write_buffer_size: 16 * MIB,
             max_message_size: Some(4 * MIB),

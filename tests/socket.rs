@@ -632,3 +632,24 @@ async fn a_server_that_only_sends_works_while_idle_for_reads() {
     }
     assert_eq!(close_frame(&mut client).await.code, CloseCode::Normal);
 }
+
+#[tokio::test]
+async fn a_connection_keeps_working_after_releasing_large_buffers() {
+    let addr = serve_ws(Config::default(), common::echo).await;
+    let mut client = connect(addr).await;
+    let big = vec![3u8; 200 * 1024];
+    client.send(ts::Message::binary(big.clone())).await.unwrap();
+    assert_eq!(next(&mut client).await, ts::Message::binary(big.clone()));
+    // Past the one-second grace period, the server drops its large buffers.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    client
+        .send(ts::Message::Ping(Bytes::from_static(b"still there")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut client).await,
+        ts::Message::Pong(Bytes::from_static(b"still there"))
+    );
+    client.send(ts::Message::binary(big.clone())).await.unwrap();
+    assert_eq!(next(&mut client).await, ts::Message::binary(big));
+}
