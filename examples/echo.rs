@@ -3,15 +3,15 @@
 //! `cargo run --release --example echo -- 127.0.0.1:3000`, then connect a
 //! WebSocket client to `ws://127.0.0.1:3000/` (any path). Every text message
 //! comes back as text and every binary one as binary. It speaks the
-//! subprotocols `chat.v2` and `chat.v1`, accepts messages up to 64 MiB, and
-//! serves HTTP/1.1 and HTTP/2 (h2c, RFC 8441). `WORKERS` sets the number of
-//! tokio worker threads (default 1).
+//! subprotocols `chat.v2` and `chat.v1` and accepts messages up to 64 MiB.
+//! `WORKERS` sets the number of tokio worker threads (default 1). It is
+//! served by hyper's HTTP/1.1 connection builder, the way the peers it is
+//! benchmarked against are.
 
 use std::convert::Infallible;
 
-use hyper::{body::Incoming, service::service_fn, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request};
+use hyper_util::rt::TokioIo;
 use hyperws::{Config, IntoResponse, Response, WebSocket, WebSocketUpgrade};
 
 async fn echo(mut socket: WebSocket) {
@@ -49,12 +49,9 @@ fn main() -> std::io::Result<()> {
         .block_on(async move {
             let listener = tokio::net::TcpListener::bind(&addr).await?;
             eprintln!("echo: listening on ws://{}", listener.local_addr()?);
-            let mut server = auto::Builder::new(TokioExecutor::new());
-            server.http2().enable_connect_protocol();
             loop {
                 let (tcp, _) = listener.accept().await?;
                 tcp.set_nodelay(true)?;
-                let server = server.clone();
                 let config = config.clone();
                 tokio::spawn(async move {
                     // The upgrade reads its Config from the request extensions.
@@ -62,8 +59,9 @@ fn main() -> std::io::Result<()> {
                         req.extensions_mut().insert(config.clone());
                         handle(req)
                     });
-                    let _ = server
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades()
                         .await;
                 });
             }

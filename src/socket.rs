@@ -93,7 +93,6 @@ impl WebSocket {
         protocol: Option<Utf8Bytes>,
         peer_addr: Option<SocketAddr>,
     ) -> Self {
-        let peer_addr = peer_addr.or_else(|| transport.peer_addr());
         let mut socket = Self {
             inner: Inner::Dormant(transport),
             config,
@@ -294,7 +293,12 @@ impl WebSocket {
     /// request's extensions, or from the TCP connection itself.
     #[must_use]
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
+        // Asked of the socket only when needed: most sessions never do.
+        self.peer_addr.or_else(|| match &self.inner {
+            Inner::Active(stream) => stream.get_ref().peer_addr(),
+            Inner::Dormant(transport) => transport.peer_addr(),
+            Inner::Gone => None,
+        })
     }
 
     /// Splits the socket into a sender and a receiver that can live in
@@ -314,7 +318,7 @@ impl WebSocket {
     #[must_use]
     pub fn split(self) -> (WebSocketSender, WebSocketReceiver) {
         let protocol = self.protocol.clone();
-        let peer_addr = self.peer_addr;
+        let peer_addr = self.peer_addr();
         let (sink, stream) = StreamExt::split(self);
         (
             WebSocketSender {
