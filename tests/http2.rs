@@ -9,8 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyperws::{Config, WebSocket};
-use tokio::sync::mpsc;
+use hyperws::Config;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self as ts, protocol::Role};
 use tokio_tungstenite::WebSocketStream;
@@ -49,13 +48,7 @@ fn connect_request(
 
 #[tokio::test]
 async fn extended_connect_upgrades_and_echoes() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let config = Config::default().protocols(["chat.v2", "chat.v1"]);
-    let addr = serve_ws(config, move |socket: WebSocket| {
-        let _ = tx.send(socket.protocol().map(str::to_owned));
-        common::echo(socket)
-    })
-    .await;
+    let (addr, mut rx) = common::chat_echo_reporting_protocol().await;
     let mut send = h2_client(addr).await;
     let mut res = timeout(
         TIMEOUT,

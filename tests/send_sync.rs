@@ -8,7 +8,11 @@ fn send_type<T: Send>() {}
 fn sync_type<T: Sync>() {}
 
 #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
-async fn futures_are_send(mut socket: WebSocket, mut tx: WebSocketSender, mut rx: WebSocketReceiver) {
+async fn futures_are_send(
+    mut socket: WebSocket,
+    mut tx: WebSocketSender,
+    mut rx: WebSocketReceiver,
+) {
     is_send(&socket.recv());
     is_send(&socket.send(Message::text("x")));
     is_send(&socket.close(1000, "bye"));

@@ -443,13 +443,7 @@ async fn peer_address_is_known() {
 
 #[tokio::test]
 async fn subprotocol_is_negotiated_with_a_real_client() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let config = Config::default().protocols(["chat.v2", "chat.v1"]);
-    let addr = serve_ws(config, move |socket: WebSocket| {
-        let _ = tx.send(socket.protocol().map(str::to_owned));
-        common::echo(socket)
-    })
-    .await;
+    let (addr, mut rx) = common::chat_echo_reporting_protocol().await;
     let mut req = format!("ws://{addr}/").into_client_request().unwrap();
     req.headers_mut().insert(
         "sec-websocket-protocol",

@@ -74,6 +74,22 @@ where
     .await
 }
 
+/// An echo server speaking `chat.v2` and `chat.v1` that reports each
+/// session's chosen subprotocol.
+pub async fn chat_echo_reporting_protocol() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = Config::default().protocols(["chat.v2", "chat.v1"]);
+    let addr = serve_ws(config, move |socket: WebSocket| {
+        let _ = tx.send(socket.protocol().map(str::to_owned));
+        echo(socket)
+    })
+    .await;
+    (addr, rx)
+}
+
 /// The echo loop of `examples/echo.rs`.
 pub async fn echo(mut socket: WebSocket) {
     while let Some(Ok(msg)) = socket.recv().await {
