@@ -64,9 +64,18 @@
 
 mod config;
 mod error;
+#[cfg(feature = "router")]
+pub mod extract;
+#[cfg(feature = "router")]
+mod handler;
 mod message;
 pub mod rejection;
 mod response;
+#[cfg(feature = "router")]
+pub mod routing;
+#[cfg(feature = "router")]
+mod serve;
+mod sessions;
 mod socket;
 mod transport;
 mod upgrade;
@@ -78,3 +87,10 @@ pub use crate::rejection::WebSocketUpgradeRejection;
 pub use crate::response::{Body, BoxError, IntoResponse, Response};
 pub use crate::socket::{ReuniteError, WebSocket, WebSocketReceiver, WebSocketSender};
 pub use crate::upgrade::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};
+#[cfg(feature = "router")]
+pub use crate::{
+    extract::{ConnectInfo, Extension, Json, Path, Query, State},
+    handler::Handler,
+    routing::Router,
+    serve::{serve, Serve},
+};

@@ -126,6 +126,11 @@ rejection! {
 }
 
 rejection! {
+    /// The server is at its limit of open WebSockets (503).
+    TooManyConnections, SERVICE_UNAVAILABLE, "server is at its WebSocket connection limit"
+}
+
+rejection! {
     /// hyper cannot upgrade this connection: the request carries no upgrade
     /// handle (it was taken already, or the server was built without upgrade
     /// support, e.g. HTTP/2 without extended CONNECT) (500).
@@ -191,6 +196,7 @@ rejection_enum!(
     InvalidProtocolHeader,
     OriginRefused,
     NoMatchingProtocol,
+    TooManyConnections,
     ConnectionNotUpgradable,
 );
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderName, HeaderValue, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -146,17 +146,85 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     }
 }
 
-impl<T: Into<Body>> IntoResponse for (StatusCode, T) {
+impl IntoResponse for () {
     fn into_response(self) -> Response {
-        let mut res = Response::new(self.1.into());
+        Response::new(Body::empty())
+    }
+}
+
+impl IntoResponse for Bytes {
+    fn into_response(self) -> Response {
+        let mut res = Response::new(self.into());
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        res
+    }
+}
+
+impl IntoResponse for Vec<u8> {
+    fn into_response(self) -> Response {
+        Bytes::from(self).into_response()
+    }
+}
+
+impl IntoResponse for Body {
+    fn into_response(self) -> Response {
+        Response::new(self)
+    }
+}
+
+/// A status, then the rest of the response.
+impl<T: IntoResponse> IntoResponse for (StatusCode, T) {
+    fn into_response(self) -> Response {
+        let mut res = self.1.into_response();
         *res.status_mut() = self.0;
         res
     }
 }
 
+/// Headers to set, then the rest of the response. A name or value that is
+/// not valid makes a `500` (and a `tracing` error): it is a server bug.
+impl<K, V, const N: usize, T> IntoResponse for ([(K, V); N], T)
+where
+    K: TryInto<HeaderName>,
+    V: TryInto<HeaderValue>,
+    T: IntoResponse,
+{
+    fn into_response(self) -> Response {
+        let mut res = self.1.into_response();
+        for (name, value) in self.0 {
+            match (name.try_into(), value.try_into()) {
+                (Ok(name), Ok(value)) => {
+                    res.headers_mut().insert(name, value);
+                }
+                _ => {
+                    tracing::error!("invalid response header name or value");
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+            }
+        }
+        res
+    }
+}
+
+/// A status, headers, then the rest of the response.
+impl<K, V, const N: usize, T> IntoResponse for (StatusCode, [(K, V); N], T)
+where
+    K: TryInto<HeaderName>,
+    V: TryInto<HeaderValue>,
+    T: IntoResponse,
+{
+    fn into_response(self) -> Response {
+        (self.0, (self.1, self.2)).into_response()
+    }
+}
+
 /// A `text/plain` response with this status and body.
 pub(crate) fn plain_text(status: StatusCode, body: impl Into<Body>) -> Response {
-    let mut res = (status, body).into_response();
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -16,6 +16,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
@@ -62,6 +63,8 @@ pub struct WebSocket {
     moved: bool,
     /// When an idle connection with large buffers gives them back.
     release: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Resolves when the server shuts down gracefully.
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// A message at least this large leaves tungstenite with large buffers.
@@ -103,11 +106,42 @@ impl WebSocket {
             heavy: false,
             moved: false,
             release: None,
+            shutdown: None,
         };
         if let Some(prefix) = prefix {
             socket.activate(prefix, false);
         }
         socket
+    }
+
+    /// Closes with 1001 when `token` is cancelled (a graceful shutdown).
+    pub(crate) fn with_shutdown(mut self, token: Option<CancellationToken>) -> Self {
+        self.shutdown = token.map(|t| Box::pin(t.cancelled_owned()));
+        self
+    }
+
+    /// Starts the close handshake for the server's shutdown, after what is
+    /// already queued.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) {
+        let Some(shutdown) = &mut self.shutdown else {
+            return;
+        };
+        if shutdown.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        self.shutdown = None;
+        if self.closing {
+            return;
+        }
+        let frame = CloseFrame::new(crate::close_code::AWAY, "server shutting down");
+        let mut this = Pin::new(&mut *self);
+        if let Poll::Ready(Ok(())) = this.as_mut().poll_ready(cx) {
+            if let Err(err) = this.as_mut().start_send(Message::Close(Some(frame))) {
+                tracing::debug!(%err, "could not queue the shutdown close frame");
+            }
+            // The flush completes in `poll_read`, which flushes when idle.
+            let _ = this.poll_flush(cx);
+        }
     }
 
     /// Hands the socket to tungstenite, with bytes already read from it.
@@ -338,6 +372,7 @@ impl WebSocket {
     /// close frame. When there is nothing to read it flushes what is queued
     /// and, if tungstenite then holds nothing, lets it go dormant.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_shutdown(cx);
         loop {
             match &mut self.inner {
                 Inner::Gone => return Poll::Ready(None),

@@ -39,9 +39,11 @@ use crate::message::Utf8Bytes;
 use crate::rejection::{
     ConnectionNotUpgradable, DuplicateHeader, HttpVersionTooOld, InvalidConnectionHeader,
     InvalidKey, InvalidProtocolHeader, InvalidUpgradeHeader, MethodNotGet, MissingHost,
-    NoMatchingProtocol, OriginRefused, UnsupportedVersion, WebSocketUpgradeRejection,
+    NoMatchingProtocol, OriginRefused, TooManyConnections, UnsupportedVersion,
+    WebSocketUpgradeRejection,
 };
 use crate::response::{Body, IntoResponse, Response};
+use crate::sessions::Sessions;
 use crate::socket::WebSocket;
 use crate::transport::Transport;
 use crate::Error;
@@ -67,6 +69,7 @@ pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     origin: Option<HeaderValue>,
     duplicate_origin: bool,
     peer_addr: Option<SocketAddr>,
+    sessions: Option<Sessions>,
     on_upgrade: OnUpgrade,
     on_failed_upgrade: F,
 }
@@ -146,6 +149,7 @@ impl WebSocketUpgrade {
             origin,
             duplicate_origin,
             peer_addr: extensions.get::<SocketAddr>().copied(),
+            sessions: extensions.get::<Sessions>().cloned(),
             on_upgrade,
             on_failed_upgrade: DefaultOnFailedUpgrade,
         };
@@ -242,6 +246,7 @@ impl<F> WebSocketUpgrade<F> {
             origin: self.origin,
             duplicate_origin: self.duplicate_origin,
             peer_addr: self.peer_addr,
+            sessions: self.sessions,
             on_upgrade: self.on_upgrade,
             on_failed_upgrade: callback,
         }
@@ -275,7 +280,8 @@ impl<F> WebSocketUpgrade<F> {
     ///
     /// # Errors
     ///
-    /// [`OriginRefused`] or [`NoMatchingProtocol`].
+    /// [`OriginRefused`], [`NoMatchingProtocol`], or [`TooManyConnections`]
+    /// when served by [`serve`](crate::serve) with a limit that is reached.
     pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
     where
         C: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -288,6 +294,10 @@ impl<F> WebSocketUpgrade<F> {
         if self.config.require_protocol && self.selected.is_none() {
             return Err(NoMatchingProtocol.into());
         }
+        let admission = match &self.sessions {
+            Some(sessions) => Some(sessions.admit().ok_or(TooManyConnections)?),
+            None => None,
+        };
         let protocol: Option<Utf8Bytes> = self.selected_protocol().map(Utf8Bytes::from);
         let response = self.response(protocol.as_deref());
 
@@ -296,18 +306,27 @@ impl<F> WebSocketUpgrade<F> {
             on_upgrade,
             on_failed_upgrade,
             peer_addr,
+            sessions,
             ..
         } = self;
         let transport_config = config.transport();
-        tokio::spawn(async move {
+        let shutdown = sessions.as_ref().map(|s| s.shutdown.clone());
+        let session = async move {
+            // Held for the session's life: its place under the limit.
+            let _admission = admission;
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
             };
             let (transport, prefix) = Transport::new(upgraded);
-            let socket = WebSocket::new(transport, prefix, transport_config, protocol, peer_addr);
+            let socket = WebSocket::new(transport, prefix, transport_config, protocol, peer_addr)
+                .with_shutdown(shutdown);
             callback(socket).await;
-        });
+        };
+        match sessions {
+            Some(sessions) => tokio::spawn(sessions.tracker.track_future(session)),
+            None => tokio::spawn(session),
+        };
         Ok(response)
     }
 

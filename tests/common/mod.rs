@@ -152,9 +152,12 @@ async fn raw_inner(addr: SocketAddr, request: &[u8]) -> RawResponse {
         })
         .collect();
     let mut rest = buf[head_end..].to_vec();
+    // A response to HEAD announces a length but has no body.
+    let has_body = !request.starts_with(b"HEAD ");
     let len: usize = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .filter(|_| has_body)
         .map_or(0, |(_, v)| v.parse().unwrap());
     while rest.len() < len {
         let mut chunk = [0u8; 4096];

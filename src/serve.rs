@@ -1,0 +1,229 @@
+//! [`serve`]: the accept loop, on hyper-util's HTTP/1.1 + HTTP/2 connection
+//! builder, with graceful shutdown, a cap on open WebSockets and a
+//! header-read timeout.
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::extract::ConnectInfo;
+use crate::handler::BoxFuture;
+use crate::routing::Router;
+use crate::sessions::Sessions;
+
+/// Serves `router` on `listener`: HTTP/1.1 with upgrades, and HTTP/2 with
+/// prior knowledge (h2c) with extended CONNECT, so WebSockets work over
+/// both. Await it to run; it ends on an accept error or after a graceful
+/// shutdown.
+///
+/// ```no_run
+/// use hyperws::{routing::get, Router};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let app: Router = Router::new().route("/", get(|| async { "hello" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// hyperws::serve(listener, app)
+///     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+///     .await
+/// # }
+/// ```
+pub fn serve(listener: TcpListener, router: Router) -> Serve {
+    Serve {
+        listener,
+        router,
+        signal: None,
+        grace: Duration::from_secs(10),
+        max_websockets: None,
+        header_read_timeout: Some(Duration::from_secs(30)),
+        nodelay: true,
+    }
+}
+
+/// A server being configured; await it to run. See [`serve`].
+#[must_use = "a server does nothing until awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    router: Router,
+    signal: Option<BoxFuture<()>>,
+    grace: Duration,
+    max_websockets: Option<usize>,
+    header_read_timeout: Option<Duration>,
+    nodelay: bool,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("grace", &self.grace)
+            .field("max_websockets", &self.max_websockets)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("nodelay", &self.nodelay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serve {
+    /// Shuts down when `signal` completes: stops accepting, lets HTTP
+    /// requests in flight finish, sends every open WebSocket a close frame
+    /// with 1001 (after what was already queued for it), and returns once
+    /// all are closed or the [grace period](Self::grace_period) is over.
+    ///
+    /// A session notices the shutdown while it waits in `recv` or `send`.
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.signal = Some(Box::pin(signal));
+        self
+    }
+
+    /// How long a graceful shutdown waits for connections. Default: 10 s.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The most WebSocket sessions open at once; past it, new handshakes
+    /// are answered `503 Service Unavailable`. Default: no limit.
+    pub fn max_websockets(mut self, max: usize) -> Self {
+        self.max_websockets = Some(max);
+        self
+    }
+
+    /// How long a client may take to send a request's headers before the
+    /// connection is dropped (against slow-header attacks). Default: 30 s.
+    /// `None` waits forever.
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.header_read_timeout = timeout.into();
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on accepted connections. Default: on, as
+    /// WebSocket messages are small and latency-bound.
+    pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
+        self.nodelay = nodelay;
+        self
+    }
+
+    async fn run(self) -> io::Result<()> {
+        let Serve {
+            listener,
+            router,
+            signal,
+            grace,
+            max_websockets,
+            header_read_timeout,
+            nodelay,
+        } = self;
+        let router = Arc::new(router);
+        let sessions = Sessions {
+            limit: max_websockets.map(|n| Arc::new(Semaphore::new(n))),
+            ..Sessions::default()
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+        let graceful = GracefulShutdown::new();
+        let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
+
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // Out of file descriptors or a connection reset before
+                    // accept: log and keep serving.
+                    Err(err) if is_transient(&err) => {
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
+                () = &mut signal => break,
+            };
+            if nodelay {
+                let _ = tcp.set_nodelay(true);
+            }
+            let service = connection_service(router.clone(), sessions.clone(), peer);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(err) = conn.await {
+                    tracing::debug!(%err, %peer, "connection ended with an error");
+                }
+            });
+        }
+
+        drop(listener);
+        sessions.shutdown.cancel();
+        sessions.tracker.close();
+        let drained = async {
+            graceful.shutdown().await;
+            sessions.tracker.wait().await;
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!(?grace, "grace period over with connections still open");
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || err
+        .raw_os_error()
+        .is_some_and(|code| code == 23 || code == 24) // ENFILE, EMFILE
+}
+
+/// The per-connection service: what the server knows goes into each
+/// request, then the router answers.
+fn connection_service(
+    router: Arc<Router>,
+    sessions: Sessions,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = crate::Response,
+    Error = std::convert::Infallible,
+    Future = BoxFuture<Result<crate::Response, std::convert::Infallible>>,
+> + Clone {
+    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        let extensions = req.extensions_mut();
+        extensions.insert(ConnectInfo(peer));
+        extensions.insert(peer);
+        extensions.insert(sessions.clone());
+        let fut = router.dispatch(req.map(crate::Body::new));
+        Box::pin(async move { Ok(fut.await) }) as BoxFuture<_>
+    })
+}
