@@ -61,13 +61,18 @@ struct StateSlot<S>(S);
 
 /// Wraps an endpoint in a tower layer; the state rides in the request's
 /// extensions through the layer's service.
-fn layered<S, L>(inner: Endpoint<S>, layer: &L) -> Endpoint<S>
+fn layered<S, L, B>(inner: Endpoint<S>, layer: &L) -> Endpoint<S>
 where
     S: Clone + Send + Sync + 'static,
     L: Layer<Route>,
-    L::Service:
-        Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     <L::Service as Service<Request>>::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     let route = Route(Arc::new(move |mut req: Request| {
         match req.extensions_mut().remove::<StateSlot<S>>() {
@@ -84,7 +89,7 @@ where
         let service = service.clone();
         Box::pin(async move {
             match service.oneshot(req).await {
-                Ok(res) => res,
+                Ok(res) => res.map(Body::new),
                 Err(never) => match never {},
             }
         })
@@ -270,15 +275,17 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     /// Wraps every handler of this route in a tower layer (a timeout, a
     /// concurrency limit...).
     #[must_use]
-    pub fn layer<L>(self, layer: L) -> Self
+    pub fn layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<Route>,
-        L::Service: Service<Request, Response = Response, Error = Infallible>
+        L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
             + Clone
             + Send
             + Sync
             + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
     {
         Self {
             endpoints: self
@@ -394,8 +401,10 @@ fn bind_state<S: Clone + Send + Sync + 'static, S2>(
 /// gives it and makes a `Router<()>`, which is a `tower::Service` and what
 /// [`serve`](crate::serve) takes.
 pub struct Router<S = ()> {
-    paths: Vec<(String, MethodRouter<S>)>,
-    matcher: matchit::Router<usize>,
+    // Shared, so that cloning a built router (tower does, per connection)
+    // costs two reference counts.
+    paths: Arc<Vec<(String, MethodRouter<S>)>>,
+    matcher: Arc<matchit::Router<usize>>,
     fallback: Option<Endpoint<S>>,
     config: Option<Config>,
     body_limit: Option<usize>,
@@ -433,8 +442,8 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            paths: Vec::new(),
-            matcher: matchit::Router::new(),
+            paths: Arc::new(Vec::new()),
+            matcher: Arc::new(matchit::Router::new()),
             fallback: None,
             config: None,
             body_limit: None,
@@ -455,15 +464,16 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         if !path.starts_with('/') {
             panic!("hyperws: route {path:?} must start with '/'");
         }
-        if let Some((_, existing)) = self.paths.iter_mut().find(|(p, _)| p == path) {
+        let paths = Arc::make_mut(&mut self.paths);
+        if let Some((_, existing)) = paths.iter_mut().find(|(p, _)| p == path) {
             let merged = std::mem::replace(existing, MethodRouter::new()).merge(methods);
             *existing = merged;
             return self;
         }
-        if let Err(err) = self.matcher.insert(path, self.paths.len()) {
+        if let Err(err) = Arc::make_mut(&mut self.matcher).insert(path, paths.len()) {
             panic!("hyperws: cannot route {path:?}: {err}");
         }
-        self.paths.push((path.to_owned(), methods));
+        paths.push((path.to_owned(), methods));
         self
     }
 
@@ -498,7 +508,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             panic!("hyperws: nest prefix {prefix:?} must start with '/' and not be '/'");
         }
         let (config, limit) = (router.config.clone(), router.body_limit);
-        for (path, methods) in router.paths {
+        for (path, methods) in Arc::unwrap_or_clone(router.paths) {
             let full = if path == "/" {
                 prefix.to_owned()
             } else {
@@ -542,22 +552,25 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// tower-http's `TraceLayer` or `TimeoutLayer`. Routes added later are
     /// not wrapped.
     #[must_use]
-    pub fn layer<L>(self, layer: L) -> Self
+    pub fn layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<Route>,
-        L::Service: Service<Request, Response = Response, Error = Infallible>
+        L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
             + Clone
             + Send
             + Sync
             + 'static,
         <L::Service as Service<Request>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
     {
         Self {
-            paths: self
-                .paths
-                .into_iter()
-                .map(|(p, m)| (p, m.layer(&layer)))
-                .collect(),
+            paths: Arc::new(
+                Arc::unwrap_or_clone(self.paths)
+                    .into_iter()
+                    .map(|(p, m)| (p, m.layer(&layer)))
+                    .collect(),
+            ),
             fallback: self.fallback.map(|e| layered(e, &layer)),
             ..self
         }
@@ -567,11 +580,12 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     #[must_use]
     pub fn with_state<S2>(self, state: S) -> Router<S2> {
         Router {
-            paths: self
-                .paths
-                .into_iter()
-                .map(|(p, m)| (p, m.with_state(&state)))
-                .collect(),
+            paths: Arc::new(
+                Arc::unwrap_or_clone(self.paths)
+                    .into_iter()
+                    .map(|(p, m)| (p, m.with_state(&state)))
+                    .collect(),
+            ),
             matcher: self.matcher,
             fallback: self.fallback.map(|e| bind_state(e, state.clone())),
             config: self.config,
