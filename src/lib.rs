@@ -82,6 +82,8 @@ mod upgrade;
 
 pub use crate::config::{Config, OriginPolicy, ProtocolPolicy};
 pub use crate::error::Error;
+#[cfg(all(feature = "router", feature = "json"))]
+pub use crate::extract::Json;
 pub use crate::message::{close_code, CloseFrame, Message, Utf8Bytes};
 pub use crate::rejection::WebSocketUpgradeRejection;
 pub use crate::response::{Body, BoxError, IntoResponse, Response};
@@ -89,7 +91,7 @@ pub use crate::socket::{ReuniteError, WebSocket, WebSocketReceiver, WebSocketSen
 pub use crate::upgrade::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};
 #[cfg(feature = "router")]
 pub use crate::{
-    extract::{ConnectInfo, Extension, Json, Path, Query, State},
+    extract::{ConnectInfo, Extension, Path, Query, State},
     handler::Handler,
     routing::Router,
     serve::{serve, Serve},

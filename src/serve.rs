@@ -1,6 +1,11 @@
-//! [`serve`]: the accept loop, on hyper-util's HTTP/1.1 + HTTP/2 connection
-//! builder, with graceful shutdown, a cap on open WebSockets and a
-//! header-read timeout.
+//! [`serve`]: the accept loop, on hyper's HTTP/1.1 and HTTP/2 connections,
+//! with graceful shutdown, a cap on open WebSockets and a header-read
+//! timeout.
+//!
+//! The protocol is told from the connection's first read (HTTP/2 with prior
+//! knowledge starts with its fixed preface), and those bytes are replayed to
+//! hyper. hyper-util's auto builder does the same with a separate 24-byte
+//! read first; reading once saves a system call per connection.
 
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -9,17 +14,28 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper::server::conn::http1;
+#[cfg(feature = "http2")]
+use hyper::server::conn::http2;
+#[cfg(feature = "http2")]
+use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::extract::ConnectInfo;
 use crate::handler::BoxFuture;
 use crate::routing::Router;
 use crate::sessions::Sessions;
+use crate::transport::Sniffed;
+
+/// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `router` on `listener`: HTTP/1.1 with upgrades, and HTTP/2 with
 /// prior knowledge (h2c) with extended CONNECT, so WebSockets work over
@@ -131,16 +147,7 @@ impl Serve {
             limit: max_websockets.map(|n| Arc::new(Semaphore::new(n))),
             ..Sessions::default()
         };
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .enable_connect_protocol();
-        let graceful = GracefulShutdown::new();
+        let connections = TaskTracker::new();
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
 
         loop {
@@ -162,10 +169,11 @@ impl Serve {
                 let _ = tcp.set_nodelay(true);
             }
             let service = connection_service(router.clone(), sessions.clone(), peer);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            let conn = graceful.watch(conn.into_owned());
-            tokio::spawn(async move {
-                if let Err(err) = conn.await {
+            let shutdown = sessions.shutdown.clone();
+            connections.spawn(async move {
+                if let Err(err) =
+                    serve_connection(tcp, service, header_read_timeout, shutdown).await
+                {
                     tracing::debug!(%err, %peer, "connection ended with an error");
                 }
             });
@@ -174,14 +182,94 @@ impl Serve {
         drop(listener);
         sessions.shutdown.cancel();
         sessions.tracker.close();
+        connections.close();
         let drained = async {
-            graceful.shutdown().await;
+            connections.wait().await;
             sessions.tracker.wait().await;
         };
         if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!(?grace, "grace period over with connections still open");
         }
         Ok(())
+    }
+}
+
+type ConnError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads the first bytes, picks HTTP/1.1 or HTTP/2, and serves the
+/// connection until it ends or the server shuts down (then gracefully).
+async fn serve_connection<Svc>(
+    mut tcp: TcpStream,
+    service: Svc,
+    header_read_timeout: Option<Duration>,
+    shutdown: CancellationToken,
+) -> Result<(), ConnError>
+where
+    Svc: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = crate::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let mut first = BytesMut::with_capacity(2048);
+    let sniff = async {
+        loop {
+            if tcp.read_buf(&mut first).await? == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            let n = first.len().min(H2_PREFACE.len());
+            if first[..n] != H2_PREFACE[..n] {
+                return Ok(Some(false));
+            }
+            if n == H2_PREFACE.len() {
+                return Ok(Some(true));
+            }
+        }
+    };
+    let sniffed = match header_read_timeout {
+        Some(limit) => match tokio::time::timeout(limit, sniff).await {
+            Ok(sniffed) => sniffed?,
+            Err(_) => return Ok(()),
+        },
+        None => sniff.await?,
+    };
+    let Some(is_h2) = sniffed else {
+        return Ok(());
+    };
+    let io = TokioIo::new(Sniffed::new(tcp, first.freeze()));
+    #[cfg(not(feature = "http2"))]
+    if is_h2 {
+        tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
+        return Ok(());
+    }
+    #[cfg(feature = "http2")]
+    if is_h2 {
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => return Ok(res?),
+            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+        return Ok(conn.await?);
+    }
+    {
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => return Ok(res?),
+            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+        Ok(conn.await?)
     }
 }
 
@@ -217,7 +305,9 @@ fn connection_service(
     Response = crate::Response,
     Error = std::convert::Infallible,
     Future = BoxFuture<Result<crate::Response, std::convert::Infallible>>,
-> + Clone {
+> + Clone
+       + Send
+       + 'static {
     hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         let extensions = req.extensions_mut();
         extensions.insert(ConnectInfo(peer));

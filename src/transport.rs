@@ -86,6 +86,22 @@ impl Transport {
 }
 
 fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
+    // Served by `serve`, which looked at the first bytes itself.
+    let upgraded = match upgraded.downcast::<TokioIo<Sniffed>>() {
+        Ok(parts) => {
+            let sniffed = parts.io.into_inner();
+            // hyper read the sniffed bytes first: its leftovers come first.
+            let rest = if sniffed.prefix.is_empty() {
+                parts.read_buf
+            } else {
+                let mut all = bytes::BytesMut::from(parts.read_buf);
+                all.extend_from_slice(&sniffed.prefix);
+                all.freeze()
+            };
+            return (Io::Tcp(sniffed.tcp), rest);
+        }
+        Err(upgraded) => upgraded,
+    };
     #[cfg(feature = "http2")]
     let upgraded =
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
@@ -95,6 +111,66 @@ fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => (Io::Tcp(parts.io.into_inner()), parts.read_buf),
         Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), bytes::Bytes::new()),
+    }
+}
+
+/// A connection whose first bytes were read to tell HTTP/1.1 from HTTP/2;
+/// they are replayed before the socket is read again.
+#[cfg_attr(not(feature = "router"), allow(dead_code))]
+pub(crate) struct Sniffed {
+    prefix: bytes::Bytes,
+    tcp: TcpStream,
+}
+
+#[cfg_attr(not(feature = "router"), allow(dead_code))]
+impl Sniffed {
+    pub(crate) fn new(tcp: TcpStream, prefix: bytes::Bytes) -> Self {
+        Self { prefix, tcp }
+    }
+}
+
+impl AsyncRead for Sniffed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.tcp).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Sniffed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 

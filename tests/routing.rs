@@ -1,5 +1,5 @@
 //! The router, extractors and `serve`, over real TCP.
-#![cfg(feature = "router")]
+#![cfg(all(feature = "router", feature = "json"))]
 
 mod common;
 

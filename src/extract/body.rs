@@ -2,11 +2,13 @@
 //! the router's body limit.
 
 use bytes::Bytes;
+#[cfg(feature = "json")]
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::rejection::BodyRejection;
 use super::{FromRequest, Request};
+#[cfg(feature = "json")]
 use crate::response::{IntoResponse, Response};
 
 /// The most bytes a body extractor reads unless the router says otherwise
@@ -49,6 +51,7 @@ impl<S: Sync> FromRequest<S> for String {
     }
 }
 
+#[cfg(feature = "json")]
 /// A JSON body (with `Content-Type: application/json`) deserialized with
 /// serde, or a value serialized as a JSON response.
 ///
@@ -66,6 +69,7 @@ impl<S: Sync> FromRequest<S> for String {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
+#[cfg(feature = "json")]
 impl<S: Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = BodyRejection;
 
@@ -92,6 +96,7 @@ impl<S: Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+#[cfg(feature = "json")]
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {

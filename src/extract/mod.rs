@@ -41,7 +41,9 @@ use http::{HeaderMap, Method, Uri};
 use crate::response::IntoResponse;
 use crate::upgrade::WebSocketUpgrade;
 use crate::WebSocketUpgradeRejection;
-pub use body::{Json, DEFAULT_BODY_LIMIT};
+#[cfg(feature = "json")]
+pub use body::Json;
+pub use body::DEFAULT_BODY_LIMIT;
 pub use path::Path;
 pub(crate) use path::PathParams;
 use rejection::{MissingConnectInfo, MissingExtension, QueryRejection};
