@@ -1,6 +1,8 @@
-//! Echo benchmark: `examples/echo.rs` against a bare tokio-tungstenite echo
-//! server and a fastwebsockets echo server, measured in one run by one load
-//! generator of our own.
+//! Echo benchmark: `examples/echo.rs` (hyperws through its router and
+//! `serve`) against the same echo on plain hyper without the router
+//! (`hyperws-hyper`), a bare tokio-tungstenite echo server and a
+//! fastwebsockets echo server, measured in one run by one load generator of
+//! our own.
 //!
 //! ```text
 //! cargo bench --bench echo
@@ -16,7 +18,7 @@
 //! little next to the servers. Knobs (environment): `BENCH_SECS` (seconds
 //! per round, default 2), `BENCH_ROUNDS` (default 3), `BENCH_IDLE` (idle
 //! connections for the memory figure, default 10000), `BENCH_ONLY` (a
-//! comma-separated subset of `hyperws,tungstenite,fastwebsockets`),
+//! comma-separated subset of `hyperws,hyperws-hyper,tungstenite,fastwebsockets`),
 //! `BENCH_RUN` (a subset of `throughput,handshakes,memory`), `BENCH_LOADS`
 //! (a subset of `20 B,1 KiB,64 KiB,1 MiB`).
 
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const PEERS: [&str; 3] = ["hyperws", "tungstenite", "fastwebsockets"];
+const PEERS: [&str; 4] = ["hyperws", "hyperws-hyper", "tungstenite", "fastwebsockets"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -554,12 +556,45 @@ mod peers {
                 let (tcp, _) = listener.accept().await.unwrap();
                 tcp.set_nodelay(true).unwrap();
                 match kind {
+                    "hyperws-hyper" => tokio::spawn(hyperws_plain(tcp)),
                     "tungstenite" => tokio::spawn(tungstenite(tcp)),
                     "fastwebsockets" => tokio::spawn(fastwebsockets(tcp)),
                     other => panic!("unknown peer {other}"),
                 };
             }
         });
+    }
+
+    /// hyperws without the router: `WebSocketUpgrade` from a plain hyper
+    /// `service_fn` on hyper's HTTP/1.1 connection, same `Config` as the
+    /// echo example.
+    async fn hyperws_plain(tcp: tokio::net::TcpStream) {
+        use hyperws::{Config, IntoResponse, WebSocketUpgrade};
+
+        async fn handle(
+            mut req: hyper::Request<hyper::body::Incoming>,
+        ) -> Result<hyperws::Response, std::convert::Infallible> {
+            req.extensions_mut().insert(
+                Config::default()
+                    .max_message_size(64 << 20)
+                    .max_frame_size(64 << 20),
+            );
+            Ok(match WebSocketUpgrade::from_request(&mut req) {
+                Ok(ws) => ws.on_upgrade(|mut socket| async move {
+                    while let Some(Ok(msg)) = socket.recv().await {
+                        if msg.is_data() && socket.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                }),
+                Err(rejection) => rejection.into_response(),
+            })
+        }
+        let io = hyper_util::rt::TokioIo::new(tcp);
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, hyper::service::service_fn(handle))
+            .with_upgrades()
+            .await;
     }
 
     /// tokio-tungstenite with its default configuration.

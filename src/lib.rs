@@ -77,6 +77,8 @@ pub mod routing;
 mod serve;
 mod sessions;
 mod socket;
+#[cfg(feature = "router")]
+pub mod test;
 mod transport;
 mod upgrade;
 
