@@ -101,9 +101,15 @@ async fn refused_handshakes_give_the_response_back() {
     let client = TestClient::new(app());
     // A plain route answers as usual instead of upgrading.
     let res = client.websocket("/hello/x").await.unwrap_err();
-    assert_eq!((res.status().as_u16(), res.text().as_str()), (200, "hello x"));
+    assert_eq!(
+        (res.status().as_u16(), res.text().as_str()),
+        (200, "hello x")
+    );
     // A second version header makes the handshake invalid.
-    let res = client.websocket_with("/ws", &[("sec-websocket-version", "8")]).await.unwrap_err();
+    let res = client
+        .websocket_with("/ws", &[("sec-websocket-version", "8")])
+        .await
+        .unwrap_err();
     assert_eq!(res.status(), 400);
     let res = client.websocket("/missing").await.unwrap_err();
     assert_eq!(res.status(), 404);
