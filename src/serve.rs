@@ -196,6 +196,31 @@ impl Serve {
 
 type ConnError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Whether these first bytes are HTTP/2's preface (`Some(true)`), surely
+/// not (`Some(false)`), or too few to tell.
+fn protocol_of(first: &[u8]) -> Option<bool> {
+    let n = first.len().min(H2_PREFACE.len());
+    if first[..n] != H2_PREFACE[..n] {
+        Some(false)
+    } else if n == H2_PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Reads until the protocol is known; `None` if the peer closes first.
+async fn sniff(tcp: &mut TcpStream, first: &mut BytesMut) -> std::io::Result<Option<bool>> {
+    loop {
+        if tcp.read_buf(first).await? == 0 {
+            return Ok(None);
+        }
+        if let Some(is_h2) = protocol_of(first) {
+            return Ok(Some(is_h2));
+        }
+    }
+}
+
 /// Reads the first bytes, picks HTTP/1.1 or HTTP/2, and serves the
 /// connection until it ends or the server shuts down (then gracefully).
 async fn serve_connection<Svc>(
@@ -215,26 +240,22 @@ where
     Svc::Future: Send + 'static,
 {
     let mut first = BytesMut::with_capacity(2048);
-    let sniff = async {
-        loop {
-            if tcp.read_buf(&mut first).await? == 0 {
-                return Ok::<_, std::io::Error>(None);
-            }
-            let n = first.len().min(H2_PREFACE.len());
-            if first[..n] != H2_PREFACE[..n] {
-                return Ok(Some(false));
-            }
-            if n == H2_PREFACE.len() {
-                return Ok(Some(true));
-            }
-        }
-    };
-    let sniffed = match header_read_timeout {
-        Some(limit) => match tokio::time::timeout(limit, sniff).await {
+    // Clients usually send their request right after connecting: when it
+    // is already here, no timer is needed to wait for it.
+    match tcp.try_read_buf(&mut first) {
+        Ok(0) => return Ok(()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(err) => return Err(err.into()),
+    }
+    let sniffed = match (protocol_of(&first), header_read_timeout) {
+        (Some(is_h2), _) => Some(is_h2),
+        (None, Some(limit)) => match tokio::time::timeout(limit, sniff(&mut tcp, &mut first)).await
+        {
             Ok(sniffed) => sniffed?,
             Err(_) => return Ok(()),
         },
-        None => sniff.await?,
+        (None, None) => sniff(&mut tcp, &mut first).await?,
     };
     let Some(is_h2) = sniffed else {
         return Ok(());
