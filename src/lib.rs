@@ -98,3 +98,6 @@ pub use crate::{
     routing::Router,
     serve::{serve, Serve},
 };
+/// The rustls crate, as used by [`Serve::tls`].
+#[cfg(feature = "tls")]
+pub use tokio_rustls::rustls;

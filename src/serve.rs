@@ -62,6 +62,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         max_websockets: None,
         header_read_timeout: Some(Duration::from_secs(30)),
         nodelay: true,
+        #[cfg(feature = "tls")]
+        tls: None,
     }
 }
 
@@ -75,6 +77,8 @@ pub struct Serve {
     max_websockets: Option<usize>,
     header_read_timeout: Option<Duration>,
     nodelay: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -132,6 +136,20 @@ impl Serve {
         self
     }
 
+    /// Serves `https://` and `wss://` with this rustls configuration. ALPN
+    /// offers `h2` and `http/1.1` unless the configuration lists protocols
+    /// of its own; the TLS handshake must finish within the
+    /// [header-read timeout](Self::header_read_timeout).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        let mut config = Arc::unwrap_or_clone(config);
+        if config.alpn_protocols.is_empty() {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        self
+    }
+
     async fn run(self) -> io::Result<()> {
         let Serve {
             listener,
@@ -141,6 +159,8 @@ impl Serve {
             max_websockets,
             header_read_timeout,
             nodelay,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
         let router = Arc::new(router);
         let sessions = Sessions {
@@ -170,6 +190,17 @@ impl Serve {
             }
             let service = connection_service(router.clone(), sessions.clone(), peer);
             let shutdown = sessions.shutdown.clone();
+            #[cfg(feature = "tls")]
+            if let Some(tls) = tls.clone() {
+                connections.spawn(async move {
+                    if let Err(err) =
+                        serve_tls_connection(tcp, tls, service, header_read_timeout, shutdown).await
+                    {
+                        tracing::debug!(%err, %peer, "TLS connection ended with an error");
+                    }
+                });
+                continue;
+            }
             connections.spawn(async move {
                 if let Err(err) =
                     serve_connection(tcp, service, header_read_timeout, shutdown).await
@@ -222,7 +253,7 @@ async fn sniff(tcp: &mut TcpStream, first: &mut BytesMut) -> std::io::Result<Opt
 }
 
 /// Reads the first bytes, picks HTTP/1.1 or HTTP/2, and serves the
-/// connection until it ends or the server shuts down (then gracefully).
+/// connection.
 async fn serve_connection<Svc>(
     mut tcp: TcpStream,
     service: Svc,
@@ -260,7 +291,62 @@ where
     let Some(is_h2) = sniffed else {
         return Ok(());
     };
-    let io = TokioIo::new(Sniffed::new(tcp, first.freeze()));
+    let io = Sniffed::new(tcp, first.freeze());
+    serve_http(io, is_h2, service, header_read_timeout, shutdown).await
+}
+
+/// Completes the TLS handshake, then serves the protocol ALPN chose.
+#[cfg(feature = "tls")]
+async fn serve_tls_connection<Svc>(
+    tcp: TcpStream,
+    tls: tokio_rustls::TlsAcceptor,
+    service: Svc,
+    header_read_timeout: Option<Duration>,
+    shutdown: CancellationToken,
+) -> Result<(), ConnError>
+where
+    Svc: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = crate::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let accept = tls.accept(tcp);
+    let stream = match header_read_timeout {
+        Some(limit) => match tokio::time::timeout(limit, accept).await {
+            Ok(stream) => stream?,
+            Err(_) => return Ok(()),
+        },
+        None => accept.await?,
+    };
+    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve_http(stream, is_h2, service, header_read_timeout, shutdown).await
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on `io` until it ends or the server shuts
+/// down (then gracefully).
+async fn serve_http<I, Svc>(
+    io: I,
+    is_h2: bool,
+    service: Svc,
+    header_read_timeout: Option<Duration>,
+    shutdown: CancellationToken,
+) -> Result<(), ConnError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = crate::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let io = TokioIo::new(io);
     #[cfg(not(feature = "http2"))]
     if is_h2 {
         tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
