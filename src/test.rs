@@ -3,7 +3,9 @@
 //!
 //! Each request gets its own in-memory connection served by hyper, so what
 //! the router sees is what a real client would produce: parsed HTTP/1.1,
-//! real upgrades, real WebSocket frames.
+//! real upgrades, real WebSocket frames. Handlers asking for
+//! [`ConnectInfo`] see [`TEST_PEER`]; `serve`'s options (graceful shutdown,
+//! WebSocket limit, header timeout) are not in play.
 //!
 //! ```
 //! use hyperws::test::TestClient;
@@ -32,6 +34,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -42,11 +45,15 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::extract::ConnectInfo;
 use crate::routing::Router;
 use crate::{Error, Message};
 
 /// Size of each in-memory connection's buffer in each direction.
 const PIPE: usize = 256 * 1024;
+
+/// The peer address handlers see through [`ConnectInfo`]: `127.0.0.1:1`.
+pub const TEST_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
 
 /// Sends requests to a [`Router`] in the same process. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -144,10 +151,14 @@ impl TestClient {
         let (client_io, server_io) = tokio::io::duplex(PIPE);
         let router = self.router.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let fut = router.dispatch(req.map(crate::Body::new));
-                async move { Ok::<_, Infallible>(fut.await) }
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    // As `serve` would: handlers asking for the peer get one.
+                    req.extensions_mut().insert(ConnectInfo(TEST_PEER));
+                    req.extensions_mut().insert(TEST_PEER);
+                    let fut = router.dispatch(req.map(crate::Body::new));
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(server_io), service)
                 .with_upgrades()

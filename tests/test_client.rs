@@ -1,7 +1,7 @@
 //! The in-process test client against a real router.
 #![cfg(all(feature = "router", feature = "json"))]
 
-use hyperws::extract::{Json, Path};
+use hyperws::extract::{ConnectInfo, Json, Path};
 use hyperws::routing::{get, post};
 use hyperws::test::TestClient;
 use hyperws::{close_code, Config, Message, Router, WebSocket};
@@ -14,6 +14,10 @@ struct Note {
 
 fn app() -> Router {
     Router::new()
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move { peer.to_string() }),
+        )
         .route(
             "/hello/{name}",
             get(|Path(name): Path<String>| async move { format!("hello {name}") }),
@@ -54,6 +58,10 @@ async fn plain_requests() {
         Some("text/plain; charset=utf-8")
     );
     assert_eq!(client.get("/nope").await.status(), 404);
+    assert_eq!(
+        client.get("/peer").await.text(),
+        hyperws::test::TEST_PEER.to_string()
+    );
     let res = client
         .request(http::Method::POST, "/notes")
         .json(&Note { text: "hi".into() })
