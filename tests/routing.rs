@@ -1,4 +1,6 @@
-//! The router, extractors and `serve`, over real TCP.
+//! The router and extractors with the in-process test client, and `serve`
+//! over real TCP where the socket matters (peer address, shutdown, limits,
+//! timeouts, HTTP/2).
 #![cfg(all(feature = "router", feature = "json"))]
 
 mod common;
@@ -12,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use hyperws::extract::{ConnectInfo, Extension, Json, Path, Query, State};
 use hyperws::routing::{get, post};
+use hyperws::test::TestClient;
 use hyperws::{close_code, Config, Router, WebSocket, WebSocketUpgrade};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,30 +41,22 @@ struct App {
 async fn not_found_method_not_allowed_and_allow_header() {
     let router: Router =
         Router::new().route("/items", get(|| async { "list" }).post(|| async { "made" }));
-    let addr = start(router).await;
-    let res = raw(addr, &get_req("/nowhere")).await;
-    assert_eq!((res.status, res.body.as_str()), (404, "not found"));
-    let res = raw(
-        addr,
-        b"DELETE /items HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(res.status, 405);
+    let client = TestClient::new(router);
+    let res = client.get("/nowhere").await;
+    assert_eq!(
+        (res.status().as_u16(), res.text().as_str()),
+        (404, "not found")
+    );
+    let res = client.request(Method::DELETE, "/items").body("").await;
+    assert_eq!(res.status(), 405);
     assert_eq!(res.header("allow"), Some("GET, HEAD, POST"));
-    let res = raw(
-        addr,
-        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!((res.status, res.body.as_str()), (200, "made"));
+    let res = client.request(Method::POST, "/items").body("").await;
+    assert_eq!((res.status().as_u16(), res.text().as_str()), (200, "made"));
     // HEAD is answered by the GET handler, without a body.
-    let res = raw(
-        addr,
-        b"HEAD /items HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(res.status, 200);
+    let res = client.request(Method::HEAD, "/items").body("").await;
+    assert_eq!(res.status(), 200);
     assert_eq!(res.header("content-length"), Some("4"));
+    assert!(res.bytes().is_empty());
 }
 
 #[tokio::test]
@@ -76,25 +71,25 @@ async fn typed_path_params_state_nesting_and_fallback() {
         .nest("/api", api)
         .fallback(|uri: Uri| async move { (StatusCode::NOT_FOUND, format!("no {}", uri.path())) })
         .with_state(App { name: "chat" });
-    let addr = start(router).await;
+    let client = TestClient::new(router);
     assert_eq!(
-        raw(addr, &get_req("/api/rooms/lobby/42")).await.body,
+        client.get("/api/rooms/lobby/42").await.text(),
         "chat:lobby:42"
     );
     assert_eq!(
-        raw(addr, &get_req("/api/rooms/caf%C3%A9/1")).await.body,
+        client.get("/api/rooms/caf%C3%A9/1").await.text(),
         "chat:café:1"
     );
-    assert_eq!(raw(addr, &get_req("/api")).await.body, "api root");
-    let bad = raw(addr, &get_req("/api/rooms/lobby/forty-two")).await;
-    assert_eq!(bad.status, 400);
+    assert_eq!(client.get("/api").await.text(), "api root");
+    let bad = client.get("/api/rooms/lobby/forty-two").await;
+    assert_eq!(bad.status(), 400);
     assert_eq!(
-        bad.body,
+        bad.text(),
         "invalid path parameter: `forty-two` is not a valid u64 for parameter `id`"
     );
-    let missing = raw(addr, &get_req("/elsewhere")).await;
+    let missing = client.get("/elsewhere").await;
     assert_eq!(
-        (missing.status, missing.body.as_str()),
+        (missing.status().as_u16(), missing.text().as_str()),
         (404, "no /elsewhere")
     );
 }
@@ -131,22 +126,28 @@ async fn head_extractors_and_their_rejections() {
             "/maybe",
             get(|q: Option<Query<Page>>| async move { format!("{}", q.is_some()) }),
         );
+    let client = TestClient::new(router.clone());
+    assert_eq!(client.get("/query?limit=5").await.text(), "limit 5");
+    let bad = client.get("/query?limit=many").await;
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text().starts_with("invalid query string"),
+        "{}",
+        bad.text()
+    );
+    let res = client
+        .request(Method::GET, "/head?x=1")
+        .header("x-test", "yes")
+        .body("")
+        .await;
+    assert_eq!(res.text(), "GET /head?x=1 yes");
+    let ext = client.get("/ext").await;
+    assert_eq!(ext.status(), 500);
+    assert!(ext.text().starts_with("missing request extension"));
+    assert_eq!(client.get("/maybe?limit=x").await.text(), "false");
+    // The real peer address needs a real socket.
     let addr = start(router).await;
-    assert_eq!(raw(addr, &get_req("/query?limit=5")).await.body, "limit 5");
-    let bad = raw(addr, &get_req("/query?limit=many")).await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.body.starts_with("invalid query string"), "{}", bad.body);
-    let res = raw(
-        addr,
-        b"GET /head?x=1 HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(res.body, "GET /head?x=1 yes");
     assert_eq!(raw(addr, &get_req("/peer")).await.body, "127.0.0.1");
-    let ext = raw(addr, &get_req("/ext")).await;
-    assert_eq!(ext.status, 500);
-    assert!(ext.body.starts_with("missing request extension"));
-    assert_eq!(raw(addr, &get_req("/maybe?limit=x")).await.body, "false");
 }
 
 #[tokio::test]
@@ -166,52 +167,48 @@ async fn body_extractors_limits_and_json() {
             post(|Json(n): Json<Note>| async move { Json(Note { text: n.text + "!" }) }),
         )
         .body_limit(1024);
-    let addr = start(router).await;
-    let post = |path: &str, ctype: &str, body: &[u8]| {
-        let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(body);
-        req
+    let client = TestClient::new(router);
+    let post = |path: &'static str, ctype: &'static str, body: Vec<u8>| {
+        client
+            .request(Method::POST, path)
+            .header("content-type", ctype)
+            .body(body)
     };
     assert_eq!(
-        raw(addr, &post("/bytes", "x/y", &[1; 100])).await.body,
+        post("/bytes", "x/y", vec![1; 100]).await.text(),
         "100 bytes"
     );
-    let big = raw(addr, &post("/bytes", "x/y", &[1; 2000])).await;
+    let big = post("/bytes", "x/y", vec![1; 2000]).await;
     assert_eq!(
-        (big.status, big.body.as_str()),
+        (big.status().as_u16(), big.text().as_str()),
         (413, "body over 1024 bytes")
     );
     assert_eq!(
-        raw(addr, &post("/string", "text/plain", b"hi")).await.body,
+        post("/string", "text/plain", b"hi".to_vec()).await.text(),
         "HI"
     );
     assert_eq!(
-        raw(addr, &post("/string", "text/plain", &[0xff, 0xfe]))
+        post("/string", "text/plain", vec![0xff, 0xfe])
             .await
-            .status,
+            .status(),
         400
     );
-    let ok = raw(
-        addr,
-        &post("/json", "application/json", br#"{"text":"yo"}"#),
-    )
-    .await;
-    assert_eq!((ok.status, ok.body.as_str()), (200, r#"{"text":"yo!"}"#));
+    let ok = post("/json", "application/json", br#"{"text":"yo"}"#.to_vec()).await;
+    assert_eq!(
+        (ok.status().as_u16(), ok.text().as_str()),
+        (200, r#"{"text":"yo!"}"#)
+    );
     assert_eq!(ok.header("content-type"), Some("application/json"));
     assert_eq!(
-        raw(addr, &post("/json", "text/plain", br#"{"text":"yo"}"#))
+        post("/json", "text/plain", br#"{"text":"yo"}"#.to_vec())
             .await
-            .status,
+            .status(),
         415
     );
     assert_eq!(
-        raw(addr, &post("/json", "application/json", br#"{"txt":1}"#))
+        post("/json", "application/json", br#"{"txt":1}"#.to_vec())
             .await
-            .status,
+            .status(),
         422
     );
 }
