@@ -227,6 +227,31 @@ impl Serve {
 
 type ConnError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What serves the requests of one connection.
+trait ConnService:
+    hyper::service::Service<
+        http::Request<Incoming>,
+        Response = crate::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> ConnService for T where
+    T: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = crate::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Whether these first bytes are HTTP/2's preface (`Some(true)`), surely
 /// not (`Some(false)`), or too few to tell.
 fn protocol_of(first: &[u8]) -> Option<bool> {
@@ -261,14 +286,7 @@ async fn serve_connection<Svc>(
     shutdown: CancellationToken,
 ) -> Result<(), ConnError>
 where
-    Svc: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = crate::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    Svc::Future: Send + 'static,
+    Svc: ConnService,
 {
     let mut first = BytesMut::with_capacity(2048);
     // Clients usually send their request right after connecting: when it
@@ -305,14 +323,7 @@ async fn serve_tls_connection<Svc>(
     shutdown: CancellationToken,
 ) -> Result<(), ConnError>
 where
-    Svc: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = crate::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    Svc::Future: Send + 'static,
+    Svc: ConnService,
 {
     let accept = tls.accept(tcp);
     let stream = match header_read_timeout {
@@ -337,14 +348,7 @@ async fn serve_http<I, Svc>(
 ) -> Result<(), ConnError>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    Svc: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = crate::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    Svc::Future: Send + 'static,
+    Svc: ConnService,
 {
     let io = TokioIo::new(io);
     #[cfg(not(feature = "http2"))]
