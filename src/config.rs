@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -39,6 +40,8 @@ pub struct Config {
     pub(crate) protocol_policy: ProtocolPolicy,
     pub(crate) require_protocol: bool,
     pub(crate) origin: OriginPolicy,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +57,8 @@ impl Default for Config {
             protocol_policy: ProtocolPolicy::ServerPreference,
             require_protocol: false,
             origin: OriginPolicy::any(),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -172,6 +177,30 @@ impl Config {
         self
     }
 
+    /// How long a connection may stay quiet before the server pings it.
+    /// Default: 30 s. `None` turns keepalive off.
+    ///
+    /// Anything received (a message, a ping, a pong) counts as a sign of
+    /// life. The ping goes out while the session waits in `recv` or `send`
+    /// (or its split halves do); a session that does neither for longer
+    /// than an interval pings when it next does. 30 s is below the idle
+    /// timeouts of common proxies and NATs (60 s and more).
+    #[must_use]
+    pub fn ping_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.ping_interval = interval.into();
+        self
+    }
+
+    /// How long to wait, after a ping, for anything from the peer before
+    /// closing the connection as dead (close code 1011, and `recv` returns
+    /// an error for which [`Error::is_timeout`](crate::Error::is_timeout)
+    /// is true). Default: 20 s, so a dead peer is found within 50 s.
+    #[must_use]
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.pong_timeout = timeout;
+        self
+    }
+
     /// The configured maximum incoming message size.
     #[must_use]
     pub fn max_message_size_limit(&self) -> Option<usize> {
@@ -211,6 +240,8 @@ impl fmt::Debug for Config {
             .field("protocol_policy", &self.protocol_policy)
             .field("require_protocol", &self.require_protocol)
             .field("origin", &self.origin)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
             .finish()
     }
 }

@@ -34,6 +34,8 @@ enum Kind {
     WriteBufferFull,
     /// hyper could not complete the HTTP upgrade.
     Upgrade,
+    /// The peer answered no keepalive ping in time.
+    Timeout,
     /// A message could not be (de)serialized as JSON.
     Json,
 }
@@ -49,6 +51,13 @@ impl Error {
     pub(crate) fn closed() -> Self {
         Self {
             kind: Kind::Closed,
+            source: None,
+        }
+    }
+
+    pub(crate) fn timeout() -> Self {
+        Self {
+            kind: Kind::Timeout,
             source: None,
         }
     }
@@ -121,6 +130,13 @@ impl Error {
         self.kind == Kind::WriteBufferFull
     }
 
+    /// The peer stayed silent after a keepalive ping for the whole pong
+    /// timeout; the connection was closed with 1011.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Kind::Timeout
+    }
+
     /// hyper could not hand over the connection after the 101 response.
     #[must_use]
     pub fn is_upgrade(&self) -> bool {
@@ -153,6 +169,7 @@ impl Error {
             Kind::TooLarge => "message too large",
             Kind::WriteBufferFull => "write buffer full: the peer is not reading",
             Kind::Upgrade => "HTTP upgrade failed",
+            Kind::Timeout => "keepalive timeout: the peer stopped answering",
             Kind::Json => "invalid JSON message",
         }
     }

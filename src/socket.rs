@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::keepalive::{Due, Keepalive};
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
 use crate::Error;
@@ -65,6 +66,8 @@ pub struct WebSocket {
     release: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Resolves when the server shuts down gracefully.
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Pings a quiet peer; `None` when keepalive is off.
+    keepalive: Option<Keepalive>,
 }
 
 /// A message at least this large leaves tungstenite with large buffers.
@@ -107,11 +110,50 @@ impl WebSocket {
             moved: false,
             release: None,
             shutdown: None,
+            keepalive: None,
         };
         if let Some(prefix) = prefix {
             socket.activate(prefix, false);
         }
         socket
+    }
+
+    /// Pings the peer when quiet, and gives up on it when silent.
+    pub(crate) fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sends a keepalive ping, or fails the connection when the last one
+    /// went unanswered. Returns the error to hand to the reader.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        let due = match self.keepalive.as_mut()?.poll(cx) {
+            Poll::Ready(due) => due,
+            Poll::Pending => return None,
+        };
+        if self.closing {
+            return None;
+        }
+        match due {
+            Due::Ping => {
+                let mut this = Pin::new(&mut *self);
+                if let Poll::Ready(Ok(())) = this.as_mut().poll_ready(cx) {
+                    let _ = this.as_mut().start_send(Message::Ping(Bytes::new()));
+                    // Written out by the flush `poll_read` does when idle.
+                    let _ = this.poll_flush(cx);
+                }
+                None
+            }
+            Due::Dead => {
+                let err = Error::timeout();
+                self.closing = true;
+                self.fail(cx, crate::close_code::ERROR, &err);
+                // Drop the socket now: the lingering close drains it in the
+                // background, bounded in time.
+                self.inner = Inner::Gone;
+                Some(err)
+            }
+        }
     }
 
     /// Closes with 1001 when `token` is cancelled (a graceful shutdown).
@@ -373,6 +415,9 @@ impl WebSocket {
     /// and, if tungstenite then holds nothing, lets it go dormant.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         self.poll_shutdown(cx);
+        if let Some(err) = self.poll_keepalive(cx) {
+            return Poll::Ready(Some(Err(err)));
+        }
         loop {
             match &mut self.inner {
                 Inner::Gone => return Poll::Ready(None),
@@ -425,6 +470,9 @@ impl WebSocket {
                         Some(Ok(msg)) => {
                             let msg = Message::from_tungstenite(msg);
                             self.note_moved(msg.len());
+                            if let Some(keepalive) = &mut self.keepalive {
+                                keepalive.heard();
+                            }
                             if matches!(msg, Message::Close(_)) {
                                 self.closing = true;
                             }
@@ -455,10 +503,12 @@ impl WebSocket {
         let reason = match code {
             crate::close_code::INVALID => "invalid UTF-8 in text message",
             crate::close_code::SIZE => "message too big",
+            crate::close_code::ERROR => "keepalive timeout",
             _ => "protocol error",
         };
         let frame = Some(CloseFrame::new(code, reason).into_tungstenite());
-        if let Inner::Active(stream) = &mut self.inner {
+        // A dormant connection is woken up to say it.
+        if let Ok(stream) = self.stream() {
             let mut stream = Pin::new(stream);
             if let Poll::Ready(Ok(())) = stream.as_mut().poll_ready(cx) {
                 let msg = tokio_tungstenite::tungstenite::Message::Close(frame);

@@ -310,6 +310,7 @@ impl<F> WebSocketUpgrade<F> {
             ..
         } = self;
         let transport_config = config.transport();
+        let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
         let shutdown = sessions.as_ref().map(|s| s.shutdown.clone());
         let session = async move {
             // Held for the session's life: its place under the limit.
@@ -319,8 +320,10 @@ impl<F> WebSocketUpgrade<F> {
                 Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
             };
             let (transport, prefix) = Transport::new(upgraded);
+            let keepalive = keepalive.map(|(i, t)| crate::keepalive::Keepalive::new(i, t));
             let socket = WebSocket::new(transport, prefix, transport_config, protocol, peer_addr)
-                .with_shutdown(shutdown);
+                .with_shutdown(shutdown)
+                .with_keepalive(keepalive);
             callback(socket).await;
         };
         match sessions {
