@@ -36,6 +36,8 @@ enum Kind {
     Upgrade,
     /// The peer answered no keepalive ping in time.
     Timeout,
+    /// The connection's hub queue overflowed.
+    SlowConsumer,
     /// A message could not be (de)serialized as JSON.
     Json,
 }
@@ -58,6 +60,13 @@ impl Error {
     pub(crate) fn timeout() -> Self {
         Self {
             kind: Kind::Timeout,
+            source: None,
+        }
+    }
+
+    pub(crate) fn slow_consumer() -> Self {
+        Self {
+            kind: Kind::SlowConsumer,
             source: None,
         }
     }
@@ -137,6 +146,13 @@ impl Error {
         self.kind == Kind::Timeout
     }
 
+    /// The peer read too slowly: its [`Hub`](crate::hub::Hub) queue
+    /// overflowed and the slow-consumer policy closed the connection.
+    #[must_use]
+    pub fn is_slow_consumer(&self) -> bool {
+        self.kind == Kind::SlowConsumer
+    }
+
     /// hyper could not hand over the connection after the 101 response.
     #[must_use]
     pub fn is_upgrade(&self) -> bool {
@@ -170,6 +186,7 @@ impl Error {
             Kind::WriteBufferFull => "write buffer full: the peer is not reading",
             Kind::Upgrade => "HTTP upgrade failed",
             Kind::Timeout => "keepalive timeout: the peer stopped answering",
+            Kind::SlowConsumer => "slow consumer: the connection's queue overflowed",
             Kind::Json => "invalid JSON message",
         }
     }

@@ -68,6 +68,7 @@ mod error;
 pub mod extract;
 #[cfg(feature = "router")]
 mod handler;
+pub mod hub;
 mod keepalive;
 mod message;
 pub mod rejection;
