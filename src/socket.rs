@@ -475,6 +475,11 @@ impl WebSocket {
                             }
                             if matches!(msg, Message::Close(_)) {
                                 self.closing = true;
+                                // Send tungstenite's reply now: the session
+                                // may drop the socket as soon as it sees this.
+                                if let Inner::Active(stream) = &mut self.inner {
+                                    let _ = Pin::new(&mut **stream).poll_flush(cx);
+                                }
                             }
                             Some(Ok(msg))
                         }

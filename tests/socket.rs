@@ -647,3 +647,27 @@ async fn a_connection_keeps_working_after_releasing_large_buffers() {
     client.send(ts::Message::binary(big.clone())).await.unwrap();
     assert_eq!(next(&mut client).await, ts::Message::binary(big));
 }
+
+#[tokio::test]
+async fn the_close_reply_goes_out_even_if_the_session_ends_at_once() {
+    let addr = serve_ws(Config::default(), |mut socket: WebSocket| async move {
+        // Return (dropping the socket) the moment the peer's close arrives.
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
+    let mut client = connect(addr).await;
+    client
+        .send(ts::Message::Close(Some(ts::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "done".into(),
+        })))
+        .await
+        .unwrap();
+    let frame = close_frame(&mut client).await;
+    assert_eq!(frame.code, CloseCode::Normal);
+    assert_eq!(frame.reason, "done");
+}
