@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the chat demo on a loopback port and drives it with headless Chromium.
+# Needs Debian's chromium (/usr/bin/chromium) and Node; installs
+# playwright-core from the lock file. Screenshot: target/chat.png.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+cargo build --quiet --example chat
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/debug/examples/chat "127.0.0.1:$port" > target/chat-server.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 100); do
+  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+    break
+  fi
+  sleep 0.1
+done
+
+timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$port" target/chat.png
