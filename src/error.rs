@@ -38,6 +38,9 @@ enum Kind {
     Timeout,
     /// The connection's hub queue overflowed.
     SlowConsumer,
+    /// The hub's Redis backplane is misconfigured.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Backplane,
     /// A message could not be (de)serialized as JSON.
     Json,
 }
@@ -62,6 +65,11 @@ impl Error {
             kind: Kind::Timeout,
             source: None,
         }
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn backplane(err: redis::RedisError) -> Self {
+        Self::new(Kind::Backplane, err)
     }
 
     pub(crate) fn slow_consumer() -> Self {
@@ -187,6 +195,7 @@ impl Error {
             Kind::Upgrade => "HTTP upgrade failed",
             Kind::Timeout => "keepalive timeout: the peer stopped answering",
             Kind::SlowConsumer => "slow consumer: the connection's queue overflowed",
+            Kind::Backplane => "hub backplane configuration",
             Kind::Json => "invalid JSON message",
         }
     }

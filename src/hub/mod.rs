@@ -28,6 +28,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "redis")]
+mod backplane;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};
@@ -81,6 +83,8 @@ struct Inner {
     rooms: RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>,
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
+    #[cfg(feature = "redis")]
+    backplane: Option<backplane::Backplane>,
 }
 
 struct Member {
@@ -110,6 +114,8 @@ impl Default for Hub {
 pub struct HubBuilder {
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
+    #[cfg(feature = "redis")]
+    redis: Option<(redis::Client, String)>,
 }
 
 impl HubBuilder {
@@ -126,14 +132,47 @@ impl HubBuilder {
         self
     }
 
-    /// The hub.
+    /// Shares `broadcast` and `to_room` with every process whose hub uses
+    /// the same Redis (`redis://host:port/`) and channel (see
+    /// `docs/realtime.md`). `send_to` and `except` stay local: connection
+    /// ids are per process.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is not a Redis URL. Reaching Redis is not checked here:
+    /// the hub connects in the background and keeps retrying.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str) -> Result<Self, Error> {
+        let client = redis::Client::open(url).map_err(Error::backplane)?;
+        self.redis = Some((client, "hyperws:hub".to_owned()));
+        Ok(self)
+    }
+
+    /// The Redis channel the hubs share. Default: `hyperws:hub`. Give each
+    /// application its own when several share one Redis.
+    #[cfg(feature = "redis")]
+    pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
+        if let Some((_, name)) = &mut self.redis {
+            *name = channel.into();
+        }
+        self
+    }
+
+    /// The hub. With Redis, call it inside a tokio runtime: the backplane's
+    /// tasks start here.
     pub fn build(self) -> Hub {
+        #[cfg(feature = "redis")]
+        let redis = self.redis;
         Hub {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|_weak| Inner {
                 members: RwLock::default(),
                 rooms: RwLock::default(),
                 queue_capacity: self.queue_capacity,
                 slow_consumer: self.slow_consumer,
+                #[cfg(feature = "redis")]
+                backplane: redis.map(|(client, channel)| {
+                    backplane::Backplane::start(client, channel, _weak.clone())
+                }),
             }),
         }
     }
@@ -163,6 +202,8 @@ impl Hub {
         HubBuilder {
             queue_capacity: 256,
             slow_consumer: SlowConsumer::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -323,39 +364,13 @@ impl Hub {
         read(&self.inner.members).contains_key(&id)
     }
 
+    /// Delivers here, and (with a backplane) to the other processes.
     fn deliver(&self, msg: Message, room: Option<&str>, except: Option<ConnectionId>) -> usize {
-        // Collect the queues under the lock, push outside it.
-        let targets: Vec<Arc<Outbox>> = {
-            let members = read(&self.inner.members);
-            match room {
-                None => members
-                    .iter()
-                    .filter(|(id, _)| Some(**id) != except)
-                    .map(|(_, m)| m.outbox.clone())
-                    .collect(),
-                Some(room) => {
-                    let rooms = read(&self.inner.rooms);
-                    let Some(set) = rooms.get(room) else {
-                        return 0;
-                    };
-                    set.iter()
-                        .filter(|id| Some(**id) != except)
-                        .filter_map(|id| members.get(id).map(|m| m.outbox.clone()))
-                        .collect()
-                }
-            }
-        };
-        targets
-            .iter()
-            .filter(|outbox| match outbox.push(msg.clone()) {
-                Ok(()) => true,
-                Err(Refused::Overflow) => {
-                    tracing::debug!("slow consumer: its queue is full");
-                    false
-                }
-                Err(Refused::Closed) => false,
-            })
-            .count()
+        #[cfg(feature = "redis")]
+        if let Some(backplane) = &self.inner.backplane {
+            backplane.publish(&msg, room);
+        }
+        deliver_local(&self.inner, msg, room, except)
     }
 
     /// Removes a connection from the hub and its rooms; once.
@@ -373,6 +388,48 @@ impl Hub {
             }
         }
     }
+}
+
+/// Queues `msg` for this process's members (of `room`, but `except`);
+/// returns how many queued it.
+fn deliver_local(
+    inner: &Inner,
+    msg: Message,
+    room: Option<&str>,
+    except: Option<ConnectionId>,
+) -> usize {
+    // Collect the queues under the lock, push outside it.
+    let targets: Vec<Arc<Outbox>> = {
+        let members = read(&inner.members);
+        match room {
+            None => members
+                .iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(_, m)| m.outbox.clone())
+                .collect(),
+            Some(room) => {
+                let rooms = read(&inner.rooms);
+                let Some(set) = rooms.get(room) else {
+                    return 0;
+                };
+                set.iter()
+                    .filter(|id| Some(**id) != except)
+                    .filter_map(|id| members.get(id).map(|m| m.outbox.clone()))
+                    .collect()
+            }
+        }
+    };
+    targets
+        .iter()
+        .filter(|outbox| match outbox.push(msg.clone()) {
+            Ok(()) => true,
+            Err(Refused::Overflow) => {
+                tracing::debug!("slow consumer: its queue is full");
+                false
+            }
+            Err(Refused::Closed) => false,
+        })
+        .count()
 }
 
 #[cfg(feature = "json")]

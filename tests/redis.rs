@@ -1,0 +1,201 @@
+//! Two hubs in two server instances sharing a real `redis-server` (started
+//! here on a free loopback port): cross-process delivery, exactly once, no
+//! echo, and recovery after Redis is killed and restarted.
+#![cfg(all(feature = "redis", feature = "router"))]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TIMEOUT;
+use futures_util::{SinkExt, StreamExt};
+use hyperws::hub::Hub;
+use hyperws::{Message, Router, WebSocket};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite as ts;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `redis-server` child process; killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (Debian package redis-server)");
+        let redis = Self { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One server instance with its own hub: "join ROOM" joins, other texts go
+/// to the room "lobby" except the sender.
+async fn instance(hub: Hub) -> std::net::SocketAddr {
+    let router: Router = Router::new().websocket("/ws", move |socket: WebSocket| {
+        let hub = hub.clone();
+        async move {
+            let (conn, mut incoming) = hub.connect(socket);
+            while let Some(Ok(Message::Text(text))) = incoming.recv().await {
+                match text.strip_prefix("join ") {
+                    Some(room) => {
+                        conn.join(room);
+                        conn.send(Message::text("joined"));
+                    }
+                    None => {
+                        hub.except(conn.id()).to_room("lobby", Message::Text(text));
+                    }
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { hyperws::serve(listener, router).await });
+    addr
+}
+
+async fn member(addr: std::net::SocketAddr) -> Client {
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    client.send(ts::Message::text("join lobby")).await.unwrap();
+    assert_eq!(next(&mut client).await.as_deref(), Some("joined"));
+    client
+}
+
+async fn next(client: &mut Client) -> Option<String> {
+    match timeout(Duration::from_millis(700), client.next()).await {
+        Ok(Some(Ok(ts::Message::Text(t)))) => Some(t.to_string()),
+        Ok(Some(Ok(other))) => panic!("unexpected {other:?}"),
+        Ok(other) => panic!("connection ended: {other:?}"),
+        Err(_) => None,
+    }
+}
+
+/// Broadcasts probes from `hub` until `client` sees one (the backplane's
+/// subscription is up), then drains the rest.
+async fn until_connected(hub: &Hub, client: &mut Client) {
+    timeout(TIMEOUT, async {
+        for i in 0.. {
+            hub.to_room("lobby", Message::text(format!("probe {i}")));
+            if let Some(text) = next(client).await {
+                if text.starts_with("probe") {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the backplane never connected");
+    while next(client).await.is_some() {}
+}
+
+#[tokio::test]
+async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart() {
+    let redis = Redis::start(free_port());
+    let port = redis.port;
+    let hub1 = Hub::builder()
+        .redis(&redis.url())
+        .unwrap()
+        .redis_channel("test-hub")
+        .build();
+    let hub2 = Hub::builder()
+        .redis(&redis.url())
+        .unwrap()
+        .redis_channel("test-hub")
+        .build();
+    let (s1, s2) = (instance(hub1.clone()).await, instance(hub2.clone()).await);
+    let mut a = member(s1).await;
+    let mut b = member(s2).await;
+    until_connected(&hub1, &mut b).await;
+    until_connected(&hub2, &mut a).await;
+    // The probes also reached the local members.
+    while next(&mut a).await.is_some() {}
+    while next(&mut b).await.is_some() {}
+
+    // A's message reaches B on the other process once, and not A itself.
+    a.send(ts::Message::text("hello from 1")).await.unwrap();
+    assert_eq!(next(&mut b).await.as_deref(), Some("hello from 1"));
+    // A room send from hub2 reaches both, once each.
+    assert_eq!(
+        hub2.to_room("lobby", Message::text("r2")),
+        1,
+        "one local member"
+    );
+    assert_eq!(next(&mut a).await.as_deref(), Some("r2"));
+    assert_eq!(next(&mut b).await.as_deref(), Some("r2"));
+    // A broadcast from hub1 too.
+    hub1.broadcast(Message::text("all"));
+    assert_eq!(next(&mut a).await.as_deref(), Some("all"));
+    assert_eq!(next(&mut b).await.as_deref(), Some("all"));
+    // Nothing twice, no echo: both are quiet now.
+    assert_eq!(next(&mut a).await, None);
+    assert_eq!(next(&mut b).await, None);
+
+    // Redis goes away: local delivery goes on.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hub1.to_room("lobby", Message::text("local only")), 1);
+    assert_eq!(next(&mut a).await.as_deref(), Some("local only"));
+    assert_eq!(next(&mut b).await, None, "B cannot get it without Redis");
+
+    // Redis comes back on the same port: the hubs resubscribe.
+    let _redis = Redis::start(port);
+    until_connected(&hub1, &mut b).await;
+    until_connected(&hub2, &mut a).await;
+    while next(&mut a).await.is_some() {}
+    while next(&mut b).await.is_some() {}
+    b.send(ts::Message::text("back again")).await.unwrap();
+    assert_eq!(next(&mut a).await.as_deref(), Some("back again"));
+    assert_eq!(next(&mut a).await, None);
+    assert_eq!(next(&mut b).await, None);
+}
+
+#[test]
+fn a_bad_url_is_a_clear_error() {
+    let err = Hub::builder().redis("http://nope").unwrap_err();
+    assert!(err.to_string().contains("backplane"), "{err}");
+}
