@@ -2,8 +2,12 @@
 //! nicknames, who is online, and join/leave notices, over one WebSocket per
 //! tab and a [`Hub`].
 //!
-//! `cargo run --example chat` (an address as first argument changes where
-//! it listens), then open the page in two tabs.
+//! `cargo run --example chat`, then open the page in two tabs. Options:
+//! `--listen 127.0.0.1:3001` to listen elsewhere, and
+//! `--redis redis://127.0.0.1:6379` (with `--features redis`) to share
+//! rooms with other chat processes on the same Redis: messages and
+//! join/leave notices cross processes; the "online" list shows the people
+//! connected to this process.
 //!
 //! Protocol, JSON text frames. The page sends `{"type":"join","room":..,
 //! "nick":..}` and `{"type":"say","text":..}`; the server sends `welcome`
@@ -17,7 +21,7 @@ use http::header;
 use hyperws::extract::State;
 use hyperws::hub::{Connection, ConnectionId, Hub};
 use hyperws::routing::get;
-use hyperws::{Router, WebSocket, WebSocketUpgrade};
+use hyperws::{Message, Router, WebSocket, WebSocketUpgrade};
 use serde::{Deserialize, Serialize};
 
 const PAGE: &str = include_str!("page.html");
@@ -26,7 +30,7 @@ const MAX_NICK: usize = 24;
 const MAX_ROOM: usize = 32;
 const MAX_TEXT: usize = 2000;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct App {
     hub: Hub,
     /// Who is who, and where.
@@ -77,19 +81,26 @@ impl App {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Tells this process's members of `room` who is in it here. Sent to
+    /// each one (`send_to` stays in the process): with `--redis`, every
+    /// process shows its own people.
     fn presence(&self, room: &str) {
+        let members = self.hub.members(room);
         let mut nicks: Vec<String> = {
             let people = self.people();
-            self.hub
-                .members(room)
+            members
                 .iter()
                 .filter_map(|id| people.get(id).map(|p| p.nick.clone()))
                 .collect()
         };
         nicks.sort();
-        let _ = self
-            .hub
-            .to_room_json(room, &ToPage::Presence { room, nicks });
+        let Ok(json) = serde_json::to_string(&ToPage::Presence { room, nicks }) else {
+            return;
+        };
+        let msg = Message::text(json);
+        for id in members {
+            self.hub.send_to(id, msg.clone());
+        }
     }
 
     fn join(&self, conn: &Connection, room: String, nick: String) {
@@ -192,9 +203,50 @@ async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let mut addr = "127.0.0.1:3000".to_owned();
+    let mut redis: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" | "--redis" => {
+                let Some(value) = args.next() else {
+                    eprintln!("usage: chat [--listen ADDR] [--redis redis://HOST:PORT]");
+                    std::process::exit(2);
+                };
+                if arg == "--listen" {
+                    addr = value;
+                } else {
+                    redis = Some(value);
+                }
+            }
+            // A bare address, as the other examples take it.
+            value if !value.starts_with("--") => addr = value.to_owned(),
+            _ => {
+                eprintln!("usage: chat [--listen ADDR] [--redis redis://HOST:PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let hub = match redis {
+        None => Hub::new(),
+        #[cfg(feature = "redis")]
+        Some(url) => match Hub::builder().redis(&url) {
+            Ok(builder) => builder.redis_channel("hyperws-chat").build(),
+            Err(err) => {
+                eprintln!("chat: {err}");
+                std::process::exit(2);
+            }
+        },
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            eprintln!("chat: --redis needs the redis feature: cargo run --example chat --features redis -- --redis URL");
+            std::process::exit(2);
+        }
+    };
+    let state = App {
+        hub,
+        people: Arc::default(),
+    };
     let app = Router::new()
         .route(
             "/",
@@ -207,7 +259,7 @@ async fn main() -> std::io::Result<()> {
                     .on_upgrade(move |socket| session(app, socket))
             }),
         )
-        .with_state(App::default());
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("chat on http://{}", listener.local_addr()?);
     hyperws::serve(listener, app)
