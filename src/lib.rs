@@ -69,6 +69,8 @@ pub mod extract;
 #[cfg(feature = "router")]
 mod handler;
 pub mod hub;
+#[cfg(feature = "json")]
+mod json;
 mod keepalive;
 mod message;
 pub mod rejection;

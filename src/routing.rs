@@ -65,12 +65,7 @@ fn layered<S, L, B>(inner: Endpoint<S>, layer: &L) -> Endpoint<S>
 where
     S: Clone + Send + Sync + 'static,
     L: Layer<Route>,
-    L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as Service<Request>>::Future: Send + 'static,
+    L::Service: RouteService<B>,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
@@ -94,6 +89,27 @@ where
             }
         })
     })
+}
+
+/// What a tower layer must make of a [`Route`] to wrap routes: a service
+/// that cannot fail (errors are responses), whose response body is any
+/// [`Bytes`] body. Implemented for every such service.
+pub trait RouteService<B>:
+    Service<Request, Response = http::Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T, B> RouteService<B> for T where
+    T: Service<Request, Response = http::Response<B>, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// The service a tower layer wraps: one route, or the whole router.
@@ -278,12 +294,7 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     pub fn layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<Route>,
-        L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request>>::Future: Send + 'static,
+        L::Service: RouteService<B>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
@@ -555,12 +566,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     pub fn layer<L, B>(self, layer: L) -> Self
     where
         L: Layer<Route>,
-        L::Service: Service<Request, Response = http::Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request>>::Future: Send + 'static,
+        L::Service: RouteService<B>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {

@@ -321,7 +321,7 @@ impl WebSocket {
         &mut self,
         value: &T,
     ) -> Result<(), Error> {
-        self.send(json::to_message(value)?).await
+        self.send(crate::json::to_message(value)?).await
     }
 
     /// Receives the next text or binary message and parses it as JSON.
@@ -331,7 +331,7 @@ impl WebSocket {
     /// which [`Error::is_json`] is true; the connection stays open.
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        json::recv(self).await
+        recv_json_from(self).await
     }
 
     /// Writes out every queued message.
@@ -660,7 +660,7 @@ impl WebSocketSender {
         &mut self,
         value: &T,
     ) -> Result<(), Error> {
-        self.send(json::to_message(value)?).await
+        self.send(crate::json::to_message(value)?).await
     }
 
     /// Writes out every queued message.
@@ -800,7 +800,7 @@ impl WebSocketReceiver {
     /// [`WebSocket::recv_json`].
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        json::recv(&mut self.inner).await
+        recv_json_from(&mut self.inner).await
     }
 
     /// The subprotocol chosen during the handshake, if any.
@@ -833,31 +833,18 @@ impl Stream for WebSocketReceiver {
     }
 }
 
+/// Reads a stream of messages until one decodes as JSON (or it ends).
 #[cfg(feature = "json")]
-mod json {
-    use futures_util::{Stream, StreamExt};
-
-    use crate::{Error, Message};
-
-    pub(super) fn to_message<T: serde::Serialize + ?Sized>(value: &T) -> Result<Message, Error> {
-        let text = serde_json::to_string(value).map_err(Error::json)?;
-        Ok(Message::text(text))
-    }
-
-    pub(super) async fn recv<S, T>(stream: &mut S) -> Option<Result<T, Error>>
-    where
-        S: Stream<Item = Result<Message, Error>> + Unpin,
-        T: serde::de::DeserializeOwned,
-    {
-        loop {
-            let parsed = match stream.next().await? {
-                Ok(Message::Text(text)) => serde_json::from_str(&text),
-                Ok(Message::Binary(data)) => serde_json::from_slice(&data),
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) => return None,
-                Err(err) => return Some(Err(err)),
-            };
-            return Some(parsed.map_err(Error::json));
+async fn recv_json_from<S, T>(stream: &mut S) -> Option<Result<T, Error>>
+where
+    S: Stream<Item = Result<Message, Error>> + Unpin,
+    T: serde::de::DeserializeOwned,
+{
+    loop {
+        match crate::json::decode(stream.next().await?) {
+            crate::json::Decoded::Skip => continue,
+            crate::json::Decoded::End => return None,
+            crate::json::Decoded::Item(item) => return Some(item),
         }
     }
 }

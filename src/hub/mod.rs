@@ -269,7 +269,7 @@ impl Hub {
     /// When `value` cannot be serialized.
     #[cfg(feature = "json")]
     pub fn broadcast_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<usize, Error> {
-        Ok(self.broadcast(json_message(value)?))
+        Ok(self.broadcast(crate::json::to_message(value)?))
     }
 
     /// Serializes `value` once and sends it to every member of `room`.
@@ -283,7 +283,7 @@ impl Hub {
         room: &str,
         value: &T,
     ) -> Result<usize, Error> {
-        Ok(self.to_room(room, json_message(value)?))
+        Ok(self.to_room(room, crate::json::to_message(value)?))
     }
 
     /// Puts a connection in a room; `false` if it is gone or already in.
@@ -432,13 +432,6 @@ fn deliver_local(
         .count()
 }
 
-#[cfg(feature = "json")]
-fn json_message<T: serde::Serialize + ?Sized>(value: &T) -> Result<Message, Error> {
-    serde_json::to_string(value)
-        .map(Message::text)
-        .map_err(Error::json)
-}
-
 /// [`Hub`]'s sends, skipping one connection. From [`Hub::except`].
 #[derive(Debug, Clone, Copy)]
 pub struct Except<'a> {
@@ -560,14 +553,11 @@ impl Incoming {
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
         loop {
-            let parsed = match self.recv().await? {
-                Ok(Message::Text(text)) => serde_json::from_str(&text),
-                Ok(Message::Binary(data)) => serde_json::from_slice(&data),
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) => return None,
-                Err(err) => return Some(Err(err)),
-            };
-            return Some(parsed.map_err(Error::json));
+            match crate::json::decode(self.recv().await?) {
+                crate::json::Decoded::Skip => continue,
+                crate::json::Decoded::End => return None,
+                crate::json::Decoded::Item(item) => return Some(item),
+            }
         }
     }
 
