@@ -44,9 +44,9 @@ use crate::socket::WebSocket;
 use crate::upgrade::WebSocketUpgrade;
 
 /// A route's handler with the state still to be given.
-type Endpoint<S> = Arc<dyn Fn(Request, S) -> BoxFuture<Response> + Send + Sync>;
+pub(crate) type Endpoint<S> = Arc<dyn Fn(Request, S) -> BoxFuture<Response> + Send + Sync>;
 
-fn endpoint<H, T, S>(handler: H) -> Endpoint<S>
+pub(crate) fn endpoint<H, T, S>(handler: H) -> Endpoint<S>
 where
     H: Handler<T, S>,
     T: 'static,
@@ -502,6 +502,19 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             async move { ws.on_upgrade(callback) }
         };
         self.route(path, get(handler))
+    }
+
+    /// Serves hub connections on `path`: each valid WebSocket handshake
+    /// joins `hub`, and `hooks` run on connect, on each message and on
+    /// close, with extractors reading the upgrade request. See
+    /// [`Hooks`](crate::hub::Hooks).
+    #[must_use]
+    pub fn hub(self, path: &str, hub: crate::hub::Hub, hooks: crate::hub::Hooks<S>) -> Self {
+        let endpoint = crate::hub::hooks::hub_endpoint(hub, hooks);
+        self.route(
+            path,
+            MethodRouter::new().add(Filter::Method(Method::GET), endpoint),
+        )
     }
 
     /// Mounts `router`'s routes under `prefix` (`/api` + `/users` =

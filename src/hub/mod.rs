@@ -30,6 +30,8 @@
 
 #[cfg(feature = "redis")]
 mod backplane;
+#[cfg(feature = "router")]
+pub(crate) mod hooks;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};
@@ -42,6 +44,8 @@ use futures_util::SinkExt;
 
 use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
 use crate::{Error, Message};
+#[cfg(feature = "router")]
+pub use hooks::{Closed, Hooks, Refuse};
 pub use outbox::SlowConsumer;
 use outbox::{Outbox, Refused};
 
