@@ -422,4 +422,72 @@ mod tests {
         t.observe(&[0]);
         assert!(t.at_rest());
     }
+
+    /// Random frames (every length class, masked or not, fragmented
+    /// messages with control frames inside) cut into random chunks: the
+    /// tracker is at rest exactly at the ends of frames outside a
+    /// fragmented message, whatever the chunking.
+    #[test]
+    fn random_frames_in_random_chunks() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for _ in 0..200 {
+            let mut wire = Vec::new();
+            // Byte offsets where the stream is at rest.
+            let mut rest_at = vec![0usize];
+            let mut open = false;
+            for _ in 0..(1 + next(12)) {
+                let control = open && next(3) == 0;
+                let (opcode, fin) = if control {
+                    (0x9, true)
+                } else if open {
+                    (0x0, next(2) == 0)
+                } else {
+                    (1 + next(2) as u8, next(2) == 0)
+                };
+                let len = match next(4) {
+                    0 => next(126) as usize,
+                    1 => 126 + next(1000) as usize,
+                    2 => 65_536 + next(1000) as usize,
+                    _ => 0,
+                };
+                let len = if control { len.min(125) } else { len };
+                let masked = next(2) == 0;
+                wire.push(if fin { 0x80 } else { 0 } | opcode);
+                let mask_bit = if masked { 0x80 } else { 0 };
+                if len < 126 {
+                    wire.push(mask_bit | len as u8);
+                } else if len <= 0xffff {
+                    wire.push(mask_bit | 126);
+                    wire.extend_from_slice(&(len as u16).to_be_bytes());
+                } else {
+                    wire.push(mask_bit | 127);
+                    wire.extend_from_slice(&(len as u64).to_be_bytes());
+                }
+                if masked {
+                    wire.extend_from_slice(&[1, 2, 3, 4]);
+                }
+                wire.resize(wire.len() + len, 0x5a);
+                if !control {
+                    open = !fin;
+                }
+                if !open {
+                    rest_at.push(wire.len());
+                }
+            }
+            let mut tracker = FrameTracker::default();
+            let mut at = 0;
+            while at < wire.len() {
+                let take = (1 + next(3000) as usize).min(wire.len() - at);
+                tracker.observe(&wire[at..at + take]);
+                at += take;
+                assert_eq!(tracker.at_rest(), rest_at.contains(&at), "at byte {at}");
+            }
+        }
+    }
 }
