@@ -10,7 +10,8 @@
 //! one process) run pinned to core 1. The publisher sends at fixed rates; each
 //! message carries the time it was sent (the clients share one clock), and
 //! every subscriber records how long it took to arrive. For each rate: the
-//! deliveries per second actually received and the p50/p99 delay, over
+//! deliveries per second actually received, the p50/p99 delay, and the
+//! server's CPU use (share of its core, and deliveries per CPU-second), over
 //! `BENCH_SECS` (default 3) after a 1 s warm-up. `BENCH_SUBSCRIBERS`
 //! (default 1000) and `BENCH_RATES` (default `100,1000,2000,5000`
 //! messages per second) change the load.
@@ -23,6 +24,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite as ts;
+
+/// CPU time of the server process.
+#[path = "common/proc_stat.rs"]
+#[allow(dead_code)]
+mod proc_stat;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -99,12 +105,12 @@ fn orchestrate() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(addr));
+    rt.block_on(run(addr, server.id()));
     let _ = server.kill();
     let _ = server.wait();
 }
 
-async fn run(addr: SocketAddr) {
+async fn run(addr: SocketAddr, server: u32) {
     let subscribers: usize = env_or("BENCH_SUBSCRIBERS", 1000);
     let secs: f64 = env_or("BENCH_SECS", 3.0);
     let rates: Vec<u64> = std::env::var("BENCH_RATES")
@@ -149,8 +155,8 @@ async fn run(addr: SocketAddr) {
     publisher.send(ts::Message::text("pub")).await.unwrap();
 
     println!("# broadcast benchmark: 1 publisher, {subscribers} subscribers, 64-byte messages\n");
-    println!("| publish rate | deliveries/s | delivered | p50 delay | p99 delay |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| publish rate | deliveries/s | delivered | p50 delay | p99 delay | server CPU | deliveries per server CPU-s |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (n, rate) in rates.into_iter().enumerate() {
         let tag = u8::try_from(n % 250 + 1).unwrap_or(1);
         // Warm-up (untagged), then the measured window.
@@ -158,10 +164,12 @@ async fn run(addr: SocketAddr) {
         delays.lock().unwrap().clear();
         window.store(tag, Ordering::Relaxed);
         let started = Instant::now();
+        let cpu_before = proc_stat::cpu_seconds(server);
         let sent = publish(&mut publisher, rate, secs, epoch, tag).await;
         let elapsed = started.elapsed().as_secs_f64();
         // Let the last messages arrive.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let cpu = proc_stat::cpu_seconds(server) - cpu_before;
         window.store(0, Ordering::Relaxed);
         let mut got = std::mem::take(&mut *delays.lock().unwrap());
         got.sort_unstable();
@@ -172,11 +180,13 @@ async fn run(addr: SocketAddr) {
         };
         let expected = sent * subscribers as u64;
         println!(
-            "| {rate}/s | {:.0} | {:.1} % | {:.2} ms | {:.2} ms |",
+            "| {rate}/s | {:.0} | {:.1} % | {:.2} ms | {:.2} ms | {:.0} % | {:.0} |",
             got.len() as f64 / elapsed,
             100.0 * got.len() as f64 / expected.max(1) as f64,
             f64::from(pct(0.50)) / 1000.0,
             f64::from(pct(0.99)) / 1000.0,
+            100.0 * cpu / (elapsed + 0.5),
+            got.len() as f64 / cpu.max(1e-9),
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
