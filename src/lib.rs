@@ -60,6 +60,45 @@
 //! # }
 //! ```
 //!
+//! # With the router
+//!
+//! Handlers take extractors; `serve` runs HTTP/1.1 and HTTP/2 with graceful
+//! shutdown, limits and timeouts (`router` feature, on by default):
+//!
+//! ```no_run
+//! # #[cfg(feature = "router")] mod app {
+//! use hyperws::{routing::get, Message, Router, State, WebSocket, WebSocketUpgrade};
+//!
+//! #[derive(Clone, Default)]
+//! struct App;
+//!
+//! async fn chat(ws: WebSocketUpgrade, State(app): State<App>) -> hyperws::Response {
+//!     ws.protocols(["chat.v2", "chat.v1"]) // the server's preference order
+//!         .on_failed_upgrade(|err| tracing::warn!(%err, "upgrade failed"))
+//!         .on_upgrade(move |socket| session(socket, app))
+//! }
+//!
+//! async fn session(mut socket: WebSocket, _app: App) {
+//!     while let Some(Ok(msg)) = socket.recv().await {
+//!         if let Message::Text(text) = msg {
+//!             let _ = socket.send(Message::text(format!("echo: {text}"))).await;
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let app = Router::new().route("/chat", get(chat)).with_state(App::default());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     hyperws::serve(listener, app).await
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! Rooms, broadcast, hooks and keepalive: see [`hub`]. Guides: `docs/` in
+//! the repository.
+//!
 //! [`on_upgrade`]: WebSocketUpgrade::on_upgrade
 
 mod config;
