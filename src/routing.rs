@@ -150,14 +150,46 @@ enum Filter {
 /// `get(show).post(create)`.
 pub struct MethodRouter<S = ()> {
     endpoints: Vec<(Filter, Endpoint<S>)>,
+    /// The `405` answer, once a layer wraps it (else built directly).
+    not_allowed: Option<Endpoint<S>>,
 }
 
 impl<S> Clone for MethodRouter<S> {
     fn clone(&self) -> Self {
         Self {
             endpoints: self.endpoints.clone(),
+            not_allowed: self.not_allowed.clone(),
         }
     }
+}
+
+/// The methods a path answers, for the `Allow` header of a `405`.
+#[derive(Clone)]
+struct AllowList(String);
+
+fn method_not_allowed(allow: &str) -> Response {
+    let mut res = plain_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    if let Ok(allow) = HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
+}
+
+/// The `405` answer as an endpoint, so that layers can wrap it.
+fn not_allowed_endpoint<S>() -> Endpoint<S> {
+    Arc::new(|req: Request, _| {
+        let allow = req
+            .extensions()
+            .get::<AllowList>()
+            .map(|a| a.0.clone())
+            .unwrap_or_default();
+        Box::pin(async move { method_not_allowed(&allow) })
+    })
+}
+
+/// The `404` answer as an endpoint, so that layers can wrap it.
+fn not_found_endpoint<S>() -> Endpoint<S> {
+    Arc::new(|_, _| Box::pin(async { plain_text(StatusCode::NOT_FOUND, "not found") }))
 }
 
 impl<S> fmt::Debug for MethodRouter<S> {
@@ -237,6 +269,7 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
     fn new() -> Self {
         Self {
             endpoints: Vec::new(),
+            not_allowed: None,
         }
     }
 
@@ -285,11 +318,12 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
         for (filter, endpoint) in other.endpoints {
             self = self.add(filter, endpoint);
         }
+        self.not_allowed = self.not_allowed.or(other.not_allowed);
         self
     }
 
-    /// Wraps every handler of this route in a tower layer (a timeout, a
-    /// concurrency limit...).
+    /// Wraps every handler of this route, and its `405` answer, in a tower
+    /// layer (a timeout, a concurrency limit...).
     #[must_use]
     pub fn layer<L, B>(self, layer: L) -> Self
     where
@@ -298,12 +332,14 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let not_allowed = self.not_allowed.unwrap_or_else(not_allowed_endpoint);
         Self {
             endpoints: self
                 .endpoints
                 .into_iter()
                 .map(|(f, e)| (f, layered(e, &layer)))
                 .collect(),
+            not_allowed: Some(layered(not_allowed, &layer)),
         }
     }
 
@@ -314,12 +350,14 @@ impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
                 .into_iter()
                 .map(|(f, e)| (f, bind_state(e, state.clone())))
                 .collect(),
+            not_allowed: self.not_allowed.map(|e| bind_state(e, state.clone())),
         }
     }
 
     fn map(self, f: impl Fn(Endpoint<S>) -> Endpoint<S>) -> Self {
         Self {
             endpoints: self.endpoints.into_iter().map(|(m, e)| (m, f(e))).collect(),
+            not_allowed: self.not_allowed.map(&f),
         }
     }
 }
@@ -370,13 +408,14 @@ impl<S> MethodRouter<S> {
             }
         }
         let allow = self.allow().join(", ");
-        Box::pin(async move {
-            let mut res = plain_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            if let Ok(allow) = HeaderValue::from_str(&allow) {
-                res.headers_mut().insert(header::ALLOW, allow);
+        match &self.not_allowed {
+            Some(not_allowed) => {
+                let mut req = req;
+                req.extensions_mut().insert(AllowList(allow));
+                not_allowed(req, state)
             }
-            res
-        })
+            None => Box::pin(async move { method_not_allowed(&allow) }),
+        }
     }
 
     fn has(&self, method: &Method) -> bool {
@@ -572,9 +611,9 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         self
     }
 
-    /// Wraps every route and the fallback in a tower layer, such as
-    /// tower-http's `TraceLayer` or `TimeoutLayer`. Routes added later are
-    /// not wrapped.
+    /// Wraps every route, the fallback and the router's own `404` and `405`
+    /// answers in a tower layer, such as tower-http's `TraceLayer` or
+    /// `TimeoutLayer`. Routes added later are not wrapped.
     #[must_use]
     pub fn layer<L, B>(self, layer: L) -> Self
     where
@@ -590,7 +629,11 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                     .map(|(p, m)| (p, m.layer(&layer)))
                     .collect(),
             ),
-            fallback: self.fallback.map(|e| layered(e, &layer)),
+            // The router's own 404 goes through the layer too.
+            fallback: Some(layered(
+                self.fallback.unwrap_or_else(not_found_endpoint),
+                &layer,
+            )),
             ..self
         }
     }
@@ -648,7 +691,7 @@ impl Router<()> {
         let Ok(found) = self.matcher.at(&path) else {
             return match &self.fallback {
                 Some(fallback) => fallback(req, ()),
-                None => Box::pin(async { plain_text(StatusCode::NOT_FOUND, "not found") }),
+                None => not_found_endpoint()(req, ()),
             };
         };
         let mut params = Vec::with_capacity(found.params.len());

@@ -278,6 +278,19 @@ async fn tower_layers_wrap_routes() {
     assert_eq!((fast.status, fast.body.as_str()), (200, "quick"));
     assert_eq!(fast.header("x-layered"), Some("1"));
     assert_eq!(raw(addr, &get_req("/slow")).await.status, 408);
+    // The router's own answers go through the layer too.
+    let missing = raw(addr, &get_req("/nowhere")).await;
+    assert_eq!(
+        (missing.status, missing.header("x-layered")),
+        (404, Some("1"))
+    );
+    let wrong = raw(
+        addr,
+        b"DELETE /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((wrong.status, wrong.header("x-layered")), (405, Some("1")));
+    assert_eq!(wrong.header("allow"), Some("GET, HEAD"));
 }
 
 #[tokio::test]
