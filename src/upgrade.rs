@@ -280,8 +280,9 @@ impl<F> WebSocketUpgrade<F> {
     ///
     /// # Errors
     ///
-    /// [`OriginRefused`], [`NoMatchingProtocol`], or [`TooManyConnections`]
-    /// when served by [`serve`](crate::serve) with a limit that is reached.
+    /// [`OriginRefused`], [`NoMatchingProtocol`], [`TooManyConnections`]
+    /// when served by [`serve`](crate::serve) with a limit that is reached,
+    /// or [`ConnectionNotUpgradable`] when called outside a tokio runtime.
     pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
     where
         C: FnOnce(WebSocket) -> Fut + Send + 'static,
@@ -294,6 +295,11 @@ impl<F> WebSocketUpgrade<F> {
         if self.config.require_protocol && self.selected.is_none() {
             return Err(NoMatchingProtocol.into());
         }
+        // Sessions run as tokio tasks; without a runtime, refuse rather than panic.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("WebSocketUpgrade::on_upgrade was called outside a tokio runtime");
+            return Err(ConnectionNotUpgradable.into());
+        };
         let admission = match &self.sessions {
             Some(sessions) => Some(sessions.admit().ok_or(TooManyConnections)?),
             None => None,
@@ -327,8 +333,8 @@ impl<F> WebSocketUpgrade<F> {
             callback(socket).await;
         };
         match sessions {
-            Some(sessions) => tokio::spawn(sessions.tracker.track_future(session)),
-            None => tokio::spawn(session),
+            Some(sessions) => runtime.spawn(sessions.tracker.track_future(session)),
+            None => runtime.spawn(session),
         };
         Ok(response)
     }

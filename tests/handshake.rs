@@ -334,3 +334,18 @@ async fn plain_requests_get_a_rejection_not_a_panic() {
         "Connection header must contain the token 'upgrade'"
     );
 }
+
+#[tokio::test]
+async fn upgrading_outside_a_tokio_runtime_is_a_500_not_a_panic() {
+    let addr = serve(|mut req| match WebSocketUpgrade::from_request(&mut req) {
+        // A thread with no runtime, as a user's own executor might be.
+        Ok(ws) => std::thread::spawn(move || ws.on_upgrade(common::echo))
+            .join()
+            .expect("on_upgrade panicked"),
+        Err(rejection) => rejection.into_response(),
+    })
+    .await;
+    let res = raw(addr, &handshake("")).await;
+    assert_eq!(res.status, 500);
+    assert_eq!(res.body, "connection cannot be upgraded");
+}
