@@ -72,6 +72,11 @@ impl Error {
         Self::new(Kind::Backplane, err)
     }
 
+    #[cfg(feature = "redis")]
+    pub(crate) fn backplane_runtime(err: tokio::runtime::TryCurrentError) -> Self {
+        Self::new(Kind::Backplane, err)
+    }
+
     pub(crate) fn slow_consumer() -> Self {
         Self {
             kind: Kind::SlowConsumer,

@@ -52,11 +52,16 @@ fn node_id() -> [u8; 16] {
 impl Backplane {
     /// Starts the publishing and subscribing tasks; they stop when the hub
     /// is dropped.
-    pub(crate) fn start(client: redis::Client, channel: String, hub: Weak<Inner>) -> Self {
+    pub(crate) fn start(
+        runtime: &tokio::runtime::Handle,
+        client: redis::Client,
+        channel: String,
+        hub: Weak<Inner>,
+    ) -> Self {
         let node = node_id();
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
-        tokio::spawn(publish_loop(client.clone(), channel.clone(), queue));
-        tokio::spawn(subscribe_loop(client, channel, node, hub));
+        runtime.spawn(publish_loop(client.clone(), channel.clone(), queue));
+        runtime.spawn(subscribe_loop(client, channel, node, hub));
         Self { node, outgoing }
     }
 

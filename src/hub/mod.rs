@@ -119,7 +119,7 @@ pub struct HubBuilder {
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
     #[cfg(feature = "redis")]
-    redis: Option<(redis::Client, String)>,
+    redis: Option<(redis::Client, String, tokio::runtime::Handle)>,
 }
 
 impl HubBuilder {
@@ -143,12 +143,16 @@ impl HubBuilder {
     ///
     /// # Errors
     ///
-    /// When the URL is not a Redis URL. Reaching Redis is not checked here:
-    /// the hub connects in the background and keeps retrying.
+    /// When the URL is not a Redis URL, or when called outside a tokio
+    /// runtime (the backplane's tasks run on the current one). Reaching
+    /// Redis is not checked here: the hub connects in the background and
+    /// keeps retrying.
     #[cfg(feature = "redis")]
     pub fn redis(mut self, url: &str) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::backplane)?;
-        self.redis = Some((client, "hyperws:hub".to_owned()));
+        // The backplane's tasks run on the runtime this is called in.
+        let runtime = tokio::runtime::Handle::try_current().map_err(Error::backplane_runtime)?;
+        self.redis = Some((client, "hyperws:hub".to_owned(), runtime));
         Ok(self)
     }
 
@@ -156,14 +160,14 @@ impl HubBuilder {
     /// application its own when several share one Redis.
     #[cfg(feature = "redis")]
     pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
-        if let Some((_, name)) = &mut self.redis {
+        if let Some((_, name, _)) = &mut self.redis {
             *name = channel.into();
         }
         self
     }
 
-    /// The hub. With Redis, call it inside a tokio runtime: the backplane's
-    /// tasks start here.
+    /// The hub. With Redis, the backplane's tasks start here, on the runtime
+    /// [`redis`](Self::redis) was called in.
     pub fn build(self) -> Hub {
         #[cfg(feature = "redis")]
         let redis = self.redis;
@@ -174,8 +178,8 @@ impl HubBuilder {
                 queue_capacity: self.queue_capacity,
                 slow_consumer: self.slow_consumer,
                 #[cfg(feature = "redis")]
-                backplane: redis.map(|(client, channel)| {
-                    backplane::Backplane::start(client, channel, _weak.clone())
+                backplane: redis.map(|(client, channel, runtime)| {
+                    backplane::Backplane::start(&runtime, client, channel, _weak.clone())
                 }),
             }),
         }
