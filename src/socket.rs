@@ -66,6 +66,8 @@ pub struct WebSocket {
     release: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Resolves when the server shuts down gracefully.
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The server's shutdown signal itself, for a hub writer to take over.
+    shutdown_token: Option<CancellationToken>,
     /// Pings a quiet peer; `None` when keepalive is off.
     keepalive: Option<Keepalive>,
 }
@@ -110,6 +112,7 @@ impl WebSocket {
             moved: false,
             release: None,
             shutdown: None,
+            shutdown_token: None,
             keepalive: None,
         };
         if let Some(prefix) = prefix {
@@ -158,8 +161,16 @@ impl WebSocket {
 
     /// Closes with 1001 when `token` is cancelled (a graceful shutdown).
     pub(crate) fn with_shutdown(mut self, token: Option<CancellationToken>) -> Self {
-        self.shutdown = token.map(|t| Box::pin(t.cancelled_owned()));
+        self.shutdown = token.clone().map(|t| Box::pin(t.cancelled_owned()));
+        self.shutdown_token = token;
         self
+    }
+
+    /// Hands the graceful-shutdown close over to the caller (a hub writer,
+    /// which must send what it has queued before the close).
+    pub(crate) fn take_shutdown(&mut self) -> Option<CancellationToken> {
+        self.shutdown = None;
+        self.shutdown_token.take()
     }
 
     /// Starts the close handshake for the server's shutdown, after what is

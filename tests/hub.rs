@@ -266,3 +266,55 @@ async fn drop_oldest_keeps_a_slow_reader_connected_and_counts() {
     }
     assert!(conn.send(Message::text("still open")));
 }
+
+#[cfg(feature = "router")]
+#[tokio::test]
+async fn graceful_shutdown_sends_what_the_hub_queued_then_1001() {
+    let hub = Hub::new();
+    let h = hub.clone();
+    let router: hyperws::Router =
+        hyperws::Router::new().websocket("/", move |socket: WebSocket| {
+            let hub = h.clone();
+            async move {
+                let (_conn, mut incoming) = hub.connect(socket);
+                while let Some(Ok(_)) = incoming.recv().await {}
+            }
+        });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        hyperws::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let mut client = connect(addr).await;
+    timeout(TIMEOUT, async {
+        while hub.connection_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // More than the socket buffers hold, so most of it is still in the
+    // hub's queue when the shutdown comes; the client reads only after.
+    let filler = "x".repeat(64 * 1024);
+    for i in 0..200 {
+        hub.broadcast(Message::text(format!("m{i} {filler}")));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(()).unwrap();
+    for i in 0..200 {
+        let text = next_text(&mut client).await;
+        assert_eq!(text.split(' ').next(), Some(format!("m{i}").as_str()));
+    }
+    match timeout(TIMEOUT, client.next()).await.unwrap() {
+        Some(Ok(ts::Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    while let Some(Ok(_)) = timeout(TIMEOUT, client.next()).await.unwrap() {}
+    timeout(TIMEOUT, server).await.unwrap().unwrap().unwrap();
+    assert_eq!(hub.connection_count(), 0);
+}

@@ -40,7 +40,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
 use crate::{Error, Message};
@@ -231,8 +232,11 @@ impl Hub {
                 rooms: HashSet::new(),
             },
         );
+        let mut socket = socket;
+        // The writer closes with 1001 on shutdown, after what is queued.
+        let shutdown = socket.take_shutdown();
         let (tx, rx) = socket.split();
-        tokio::spawn(write_loop(tx, outbox.clone()));
+        tokio::spawn(write_loop(tx, outbox.clone(), shutdown));
         let conn = Connection {
             id,
             hub: self.clone(),
@@ -583,11 +587,40 @@ impl Drop for Incoming {
     }
 }
 
-/// Empties one connection's queue into its socket, a batch per flush.
-async fn write_loop(mut tx: WebSocketSender, outbox: Arc<Outbox>) {
+/// Empties one connection's queue into its socket, a batch per flush. On
+/// the server's graceful shutdown, sends what is queued, then closes with
+/// 1001.
+async fn write_loop(
+    mut tx: WebSocketSender,
+    outbox: Arc<Outbox>,
+    shutdown: Option<CancellationToken>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let shutdown = async {
+        match shutdown {
+            Some(token) => token.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(shutdown);
     loop {
-        match outbox.take(&mut batch, BATCH).await {
+        let taken = tokio::select! {
+            taken = outbox.take(&mut batch, BATCH) => taken,
+            () = &mut shutdown => {
+                let goodbye = async {
+                    // Whatever is queued now goes out before the close.
+                    while let Some(Ok(())) = outbox.take(&mut batch, BATCH).now_or_never() {
+                        for msg in batch.drain(..) {
+                            tx.feed(msg).await?;
+                        }
+                    }
+                    tx.close(crate::close_code::AWAY, "server shutting down").await
+                };
+                let _ = tokio::time::timeout(GOODBYE, goodbye).await;
+                return;
+            }
+        };
+        match taken {
             Ok(()) => {
                 let send = async {
                     for msg in batch.drain(..) {
@@ -607,8 +640,13 @@ async fn write_loop(mut tx: WebSocketSender, outbox: Arc<Outbox>) {
                 return;
             }
             Err(None) => {
-                let _ =
-                    tokio::time::timeout(GOODBYE, tx.close(crate::close_code::NORMAL, "")).await;
+                // The session is over: write what is owed (a close reply
+                // included), then close unless the peer already did.
+                let goodbye = async {
+                    let _ = SinkExt::flush(&mut tx).await;
+                    let _ = tx.close(crate::close_code::NORMAL, "").await;
+                };
+                let _ = tokio::time::timeout(GOODBYE, goodbye).await;
                 return;
             }
         }
