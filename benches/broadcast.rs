@@ -38,12 +38,10 @@ fn main() {
     }
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// Knobs and pinning, shared with the other bench.
+#[path = "common/setup.rs"]
+mod setup;
+use setup::env_or;
 
 /// The server: every message from the connection that said "pub" goes to
 /// everyone else through the hub.
@@ -82,16 +80,7 @@ fn serve(addr: &str) {
 }
 
 fn orchestrate() {
-    if std::env::var_os("HYPERWS_BENCH_PINNED").is_none() {
-        let status = Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(std::env::current_exe().unwrap())
-            .arg("run")
-            .env("HYPERWS_BENCH_PINNED", "1")
-            .status()
-            .expect("taskset (util-linux) is needed to pin the benchmark");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    setup::pin_load_generator();
     let addr: SocketAddr = "127.0.0.1:39200".parse().unwrap();
     let mut server = Command::new("taskset")
         .args(["-c", "0"])

@@ -42,12 +42,10 @@ fn main() {
     }
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// Knobs and pinning, shared with the other bench.
+#[path = "common/setup.rs"]
+mod setup;
+use setup::env_or;
 
 /// A server process under test.
 struct Server {
@@ -74,18 +72,7 @@ impl Drop for Server {
 }
 
 fn orchestrate() {
-    // Pin ourselves (the load generator) to core 1 by re-executing.
-    if std::env::var_os("HYPERWS_BENCH_PINNED").is_none() {
-        let exe = std::env::current_exe().expect("current exe");
-        let status = Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(exe)
-            .arg("run")
-            .env("HYPERWS_BENCH_PINNED", "1")
-            .status()
-            .expect("taskset (util-linux) is needed to pin the benchmark");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    setup::pin_load_generator();
     let only: Vec<String> = std::env::var("BENCH_ONLY")
         .map(|v| v.split(',').map(str::to_owned).collect())
         .unwrap_or_else(|_| PEERS.iter().map(|p| p.to_string()).collect());
