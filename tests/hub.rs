@@ -280,16 +280,7 @@ async fn graceful_shutdown_sends_what_the_hub_queued_then_1001() {
                 while let Some(Ok(_)) = incoming.recv().await {}
             }
         });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        hyperws::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let (addr, stop_tx, server) = common::serve_until_stopped(router).await;
     let mut client = connect(addr).await;
     timeout(TIMEOUT, async {
         while hub.connection_count() == 0 {

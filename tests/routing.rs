@@ -295,7 +295,6 @@ async fn tower_layers_wrap_routes() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_websockets_with_1001_after_queued_messages() {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let router: Router = Router::new().websocket("/ws", move |mut socket: WebSocket| {
         let ready_tx = ready_tx.clone();
@@ -308,15 +307,7 @@ async fn graceful_shutdown_closes_websockets_with_1001_after_queued_messages() {
             while let Some(Ok(_)) = socket.recv().await {}
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        hyperws::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let (addr, stop_tx, server) = common::serve_until_stopped(router).await;
     let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .unwrap();

@@ -206,3 +206,27 @@ pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
 }
+
+/// `hyperws::serve` on a fresh loopback port with a graceful-shutdown
+/// signal: send on the returned channel to stop; the handle ends when the
+/// server has.
+#[cfg(feature = "router")]
+pub async fn serve_until_stopped(
+    router: hyperws::Router,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        hyperws::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    (addr, stop_tx, server)
+}
