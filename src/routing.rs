@@ -687,26 +687,31 @@ impl Router<()> {
         if let Some(limit) = self.body_limit {
             req.extensions_mut().insert(BodyLimit(limit));
         }
-        let path = req.uri().path().to_owned();
-        let Ok(found) = self.matcher.at(&path) else {
+        // Params are decoded into owned strings while the path is borrowed.
+        let matched = self.matcher.at(req.uri().path()).ok().map(|found| {
+            let params: Result<Vec<_>, _> = found
+                .params
+                .iter()
+                .map(|(name, value)| {
+                    let value = percent_encoding::percent_decode_str(value).decode_utf8()?;
+                    Ok::<_, std::str::Utf8Error>((Arc::<str>::from(name), value.into_owned()))
+                })
+                .collect();
+            (*found.value, params)
+        });
+        let Some((index, params)) = matched else {
             return match &self.fallback {
                 Some(fallback) => fallback(req, ()),
                 None => not_found_endpoint()(req, ()),
             };
         };
-        let mut params = Vec::with_capacity(found.params.len());
-        for (name, value) in found.params.iter() {
-            match percent_encoding::percent_decode_str(value).decode_utf8() {
-                Ok(value) => params.push((Arc::<str>::from(name), value.into_owned())),
-                Err(_) => {
-                    return Box::pin(async {
-                        plain_text(StatusCode::BAD_REQUEST, "path parameter is not valid UTF-8")
-                    })
-                }
-            }
-        }
+        let Ok(params) = params else {
+            return Box::pin(async {
+                plain_text(StatusCode::BAD_REQUEST, "path parameter is not valid UTF-8")
+            });
+        };
         req.extensions_mut().insert(PathParams(params.into()));
-        self.paths[*found.value].1.call(req, ())
+        self.paths[index].1.call(req, ())
     }
 }
 

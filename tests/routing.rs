@@ -87,6 +87,11 @@ async fn typed_path_params_state_nesting_and_fallback() {
         bad.text(),
         "invalid path parameter: `forty-two` is not a valid u64 for parameter `id`"
     );
+    let not_utf8 = client.get("/api/rooms/%FF/1").await;
+    assert_eq!(
+        (not_utf8.status().as_u16(), not_utf8.text().as_str()),
+        (400, "path parameter is not valid UTF-8")
+    );
     let missing = client.get("/elsewhere").await;
     assert_eq!(
         (missing.status().as_u16(), missing.text().as_str()),
