@@ -49,7 +49,7 @@ impl Default for Config {
         Self {
             read_buffer_size: 64 * KIB,
             write_buffer_size: 16 * KIB,
-            max_write_buffer_size: 16 * MIB,
+            max_write_buffer_size: 64 * KIB,
             max_message_size: Some(4 * MIB),
             max_frame_size: Some(4 * MIB),
             accept_unmasked_frames: false,
@@ -92,14 +92,15 @@ impl Config {
         self
     }
 
-    /// The most bytes the outgoing buffer may hold. Default: 16 MiB.
+    /// The most unwritten output a connection may hold before it stops
+    /// taking more. Default: 64 KiB.
     ///
-    /// A send that would go past it fails with an error for which
-    /// [`Error::is_write_buffer_full`](crate::Error::is_write_buffer_full)
-    /// is true, so a peer that stops reading cannot make the server's memory
-    /// grow without bound. It must be larger than the largest message you
-    /// send plus [`write_buffer_size`](Self::write_buffer_size); it is raised
-    /// to that when needed.
+    /// While more than this waits for a peer that does not read, `send`
+    /// waits (backpressure), and nothing more is read from that peer, so
+    /// that answers it is owed (pongs to a flood of pings) cannot pile up:
+    /// such a connection holds about this plus its read buffer. This bounds
+    /// what is *queued*, not the size of one message: a message larger than
+    /// this is still sent, once what was queued ahead of it is written.
     #[must_use]
     pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
         self.max_write_buffer_size = bytes;
@@ -118,7 +119,11 @@ impl Config {
     }
 
     /// The largest incoming frame. Default: 4 MiB. A larger frame closes the
-    /// connection with code 1009.
+    /// connection with code 1009, on its header, before its payload is read.
+    ///
+    /// Never more than [`max_message_size`](Self::max_message_size): a frame
+    /// larger than a whole message may be cannot be of any use, so the
+    /// smaller of the two applies to frames.
     #[must_use]
     pub fn max_frame_size(mut self, bytes: impl Into<Option<usize>>) -> Self {
         self.max_frame_size = bytes.into();
@@ -177,8 +182,9 @@ impl Config {
         self
     }
 
-    /// How long a connection may stay quiet before the server pings it.
-    /// Default: 30 s. `None` turns keepalive off.
+    /// How long a connection may stay quiet, counted from the last byte
+    /// received, before the server pings it. Default: 30 s. `None` turns
+    /// keepalive off.
     ///
     /// Anything received (a message, a ping, a pong) counts as a sign of
     /// life. The ping goes out while the session waits in `recv` or `send`
@@ -194,7 +200,8 @@ impl Config {
     /// How long to wait, after a ping, for anything from the peer before
     /// closing the connection as dead (close code 1011, and `recv` returns
     /// an error for which [`Error::is_timeout`](crate::Error::is_timeout)
-    /// is true). Default: 20 s, so a dead peer is found within 50 s.
+    /// is true). Default: 20 s, so a dead peer is found within 50 s of the
+    /// last byte it sent.
     #[must_use]
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
         self.pong_timeout = timeout;
@@ -215,15 +222,27 @@ impl Config {
     /// The tungstenite settings these map onto.
     pub(crate) fn transport(&self) -> WebSocketConfig {
         let write = self.write_buffer_size;
-        // tungstenite panics unless the limit is above the gather size.
-        let max_write = self.max_write_buffer_size.max(write.saturating_add(1));
+        // The frame limit never exceeds the message limit, so an oversized
+        // frame is refused on its header instead of being read first.
+        let frame = match (self.max_frame_size, self.max_message_size) {
+            (Some(frame), Some(message)) => Some(frame.min(message)),
+            (frame, message) => frame.or(message),
+        };
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size)
             .write_buffer_size(write)
-            .max_write_buffer_size(max_write)
+            // tungstenite's limit refuses any single message larger than it;
+            // what is queued is bounded by the socket layer instead (see
+            // `max_write_buffer_size`), so tungstenite's is off.
+            .max_write_buffer_size(usize::MAX)
             .max_message_size(self.max_message_size)
-            .max_frame_size(self.max_frame_size)
+            .max_frame_size(frame)
             .accept_unmasked_frames(self.accept_unmasked_frames)
+    }
+
+    /// The most unwritten output before a connection stops taking more.
+    pub(crate) fn write_limit(&self) -> usize {
+        self.max_write_buffer_size.max(self.write_buffer_size)
     }
 }
 

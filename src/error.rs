@@ -145,8 +145,9 @@ impl Error {
         self.kind == Kind::TooLarge
     }
 
-    /// Sending would grow the write buffer past `max_write_buffer_size`: the
-    /// peer is not reading fast enough. The message was not queued.
+    /// tungstenite refused to queue a message. hyperws configures it so that
+    /// this does not happen (a send over the write limit waits instead), so
+    /// this is kept only for errors converted from tungstenite elsewhere.
     #[must_use]
     pub fn is_write_buffer_full(&self) -> bool {
         self.kind == Kind::WriteBufferFull

@@ -50,6 +50,8 @@ use crate::Error;
 pub struct WebSocket {
     inner: Inner,
     config: WebSocketConfig,
+    /// The most unwritten output before the connection stops taking more.
+    write_limit: usize,
     protocol: Option<Utf8Bytes>,
     peer_addr: Option<SocketAddr>,
     /// A message read ahead by `send` to decide whether to flush.
@@ -70,6 +72,8 @@ pub struct WebSocket {
     shutdown_token: Option<CancellationToken>,
     /// Pings a quiet peer; `None` when keepalive is off.
     keepalive: Option<Keepalive>,
+    /// Keepalive gave up on the peer while sending; the reader is told.
+    timed_out: bool,
 }
 
 /// A message at least this large leaves tungstenite with large buffers.
@@ -98,12 +102,14 @@ impl WebSocket {
         transport: Transport,
         prefix: Option<Vec<u8>>,
         config: WebSocketConfig,
+        write_limit: usize,
         protocol: Option<Utf8Bytes>,
         peer_addr: Option<SocketAddr>,
     ) -> Self {
         let mut socket = Self {
             inner: Inner::Dormant(transport),
             config,
+            write_limit,
             protocol,
             peer_addr,
             peeked: None,
@@ -114,6 +120,7 @@ impl WebSocket {
             shutdown: None,
             shutdown_token: None,
             keepalive: None,
+            timed_out: false,
         };
         if let Some(prefix) = prefix {
             socket.activate(prefix, false);
@@ -130,20 +137,53 @@ impl WebSocket {
     /// Sends a keepalive ping, or fails the connection when the last one
     /// went unanswered. Returns the error to hand to the reader.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        if std::mem::take(&mut self.timed_out) {
+            return Some(Error::timeout());
+        }
         let due = match self.keepalive.as_mut()?.poll(cx) {
             Poll::Ready(due) => due,
             Poll::Pending => return None,
         };
+        self.keepalive_due(cx, due)
+    }
+
+    /// Keepalive for a sender: looks at the timer without taking its
+    /// wake-up from the reader, so a session that only sends (a split
+    /// sender whose receiver waits elsewhere) still pings and still finds a
+    /// dead peer.
+    fn poll_keepalive_sending(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let Some(keepalive) = self.keepalive.as_mut() else {
+            return Ok(());
+        };
+        if !keepalive.is_due() {
+            return Ok(());
+        }
+        let Some(due) = keepalive.fire() else {
+            return Ok(());
+        };
+        match self.keepalive_due(cx, due) {
+            Some(err) => {
+                self.timed_out = true;
+                Err(err)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn keepalive_due(&mut self, cx: &mut Context<'_>, due: Due) -> Option<Error> {
         if self.closing {
             return None;
         }
         match due {
             Due::Ping => {
-                let mut this = Pin::new(&mut *self);
-                if let Poll::Ready(Ok(())) = this.as_mut().poll_ready(cx) {
-                    let _ = this.as_mut().start_send(Message::Ping(Bytes::new()));
-                    // Written out by the flush `poll_read` does when idle.
-                    let _ = this.poll_flush(cx);
+                if let Ok(stream) = self.stream() {
+                    let mut stream = Pin::new(stream);
+                    if let Poll::Ready(Ok(())) = stream.as_mut().poll_ready(cx) {
+                        let ping = tokio_tungstenite::tungstenite::Message::Ping(Bytes::new());
+                        let _ = stream.as_mut().start_send(ping);
+                        // Written out by the flush `poll_read` does when idle.
+                        let _ = stream.poll_flush(cx);
+                    }
                 }
                 None
             }
@@ -429,6 +469,16 @@ impl WebSocket {
         if let Some(err) = self.poll_keepalive(cx) {
             return Poll::Ready(Some(Err(err)));
         }
+        let poll = self.poll_read_frames(cx);
+        if poll.is_pending() {
+            if let Some(keepalive) = &mut self.keepalive {
+                keepalive.settle();
+            }
+        }
+        poll
+    }
+
+    fn poll_read_frames(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             match &mut self.inner {
                 Inner::Gone => return Poll::Ready(None),
@@ -451,6 +501,21 @@ impl WebSocket {
                     }
                 }
                 Inner::Active(stream) => {
+                    // A peer that does not read what it is sent is not read
+                    // from either: what it is owed (pongs above all) would
+                    // otherwise pile up without bound.
+                    if stream.get_ref().unwritten() > self.write_limit {
+                        match Pin::new(&mut *stream).poll_flush(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(err)) => {
+                                return Poll::Ready(Some(Err(self.failed(err))));
+                            }
+                            Poll::Pending if stream.get_ref().unwritten() > self.write_limit => {
+                                return Poll::Pending;
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
                     let item = match Pin::new(&mut *stream).poll_next(cx) {
                         Poll::Ready(item) => item,
                         Poll::Pending => {
@@ -579,10 +644,14 @@ impl Sink<Message> for WebSocket {
     type Error = Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let stream = self.stream()?;
-        Pin::new(stream)
-            .poll_ready(cx)
-            .map_err(Error::from_tungstenite)
+        self.poll_keepalive_sending(cx)?;
+        let limit = self.write_limit;
+        let mut stream = Pin::new(self.stream()?);
+        // Room for another message only once the queue is under the limit.
+        if stream.get_ref().unwritten() > limit {
+            std::task::ready!(stream.as_mut().poll_flush(cx)).map_err(Error::from_tungstenite)?;
+        }
+        stream.poll_ready(cx).map_err(Error::from_tungstenite)
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {

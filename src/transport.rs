@@ -46,6 +46,10 @@ pub(crate) struct Transport {
     io: Io,
     frames: FrameTracker,
     linger: bool,
+    /// Bytes the last write left unwritten because the socket was full.
+    /// tungstenite hands its whole output buffer to each write, so this is
+    /// how much output waits for the peer.
+    unwritten: usize,
 }
 
 impl Transport {
@@ -57,6 +61,7 @@ impl Transport {
             io,
             frames: FrameTracker::default(),
             linger: false,
+            unwritten: 0,
         };
         // Copied out so hyper's whole read buffer is not kept alive by it.
         let prefix = (!read_buf.is_empty()).then(|| read_buf.to_vec());
@@ -70,6 +75,11 @@ impl Transport {
     /// message is open: a reader of these bytes holds nothing partial.
     pub(crate) fn at_rest(&self) -> bool {
         self.frames.at_rest()
+    }
+
+    /// Output waiting for the peer to read, as of the last write.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.unwritten
     }
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
@@ -263,7 +273,13 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.unwritten = match &poll {
+            Poll::Ready(Ok(n)) => buf.len().saturating_sub(*n),
+            Poll::Pending => buf.len(),
+            Poll::Ready(Err(_)) => 0,
+        };
+        poll
     }
 
     fn poll_write_vectored(

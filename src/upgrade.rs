@@ -316,6 +316,7 @@ impl<F> WebSocketUpgrade<F> {
             ..
         } = self;
         let transport_config = config.transport();
+        let write_limit = config.write_limit();
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
         let shutdown = sessions.as_ref().map(|s| s.shutdown.clone());
         let session = async move {
@@ -327,9 +328,16 @@ impl<F> WebSocketUpgrade<F> {
             };
             let (transport, prefix) = Transport::new(upgraded);
             let keepalive = keepalive.map(|(i, t)| crate::keepalive::Keepalive::new(i, t));
-            let socket = WebSocket::new(transport, prefix, transport_config, protocol, peer_addr)
-                .with_shutdown(shutdown)
-                .with_keepalive(keepalive);
+            let socket = WebSocket::new(
+                transport,
+                prefix,
+                transport_config,
+                write_limit,
+                protocol,
+                peer_addr,
+            )
+            .with_shutdown(shutdown)
+            .with_keepalive(keepalive);
             callback(socket).await;
         };
         match sessions {

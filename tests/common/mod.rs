@@ -230,3 +230,93 @@ pub async fn serve_until_stopped(
     });
     (addr, stop_tx, server)
 }
+
+/// One server frame read off a raw socket: its first byte and payload.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub first: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    pub fn opcode(&self) -> u8 {
+        self.first & 0x0f
+    }
+
+    /// The code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode() == 0x8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// Reads unmasked server frames from a raw connection after its 101.
+#[derive(Debug)]
+pub struct FrameReader<S = TcpStream> {
+    pub stream: S,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn new(res: RawResponse) -> Self {
+        Self {
+            stream: res.stream,
+            buf: res.rest,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> FrameReader<S> {
+    /// A reader of `stream`, with nothing read ahead.
+    pub fn new_from(stream: S) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next frame, or `None` at EOF (or a reset).
+    pub async fn next(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The next frame within [`TIMEOUT`]; panics on EOF or time-out.
+    pub async fn expect(&mut self) -> RawFrame {
+        tokio::time::timeout(TIMEOUT, self.next())
+            .await
+            .expect("no frame in time")
+            .expect("connection ended")
+    }
+}
+
+fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let (len, at) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => (
+            usize::try_from(u64::from_be_bytes(buf[2..10].try_into().ok()?)).ok()?,
+            10,
+        ),
+        126 | 127 => return None,
+        n => (usize::from(n), 2),
+    };
+    (buf.len() >= at + len).then(|| {
+        let frame = RawFrame {
+            first: buf[0],
+            payload: buf[at..at + len].to_vec(),
+        };
+        (frame, at + len)
+    })
+}
