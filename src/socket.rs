@@ -30,17 +30,25 @@ use crate::Error;
 /// a close frame from the peer is acknowledged for you; the stream then
 /// ends.
 ///
-/// # Batching
+/// # Batching, and the latency guarantee
 ///
 /// [`send`](Self::send) writes the message and flushes it to the socket,
 /// unless it is smaller than
 /// [`Config::write_buffer_size`](crate::Config::write_buffer_size) and
-/// another incoming message is already waiting to be read: then the
-/// flush is left to the next `recv` that finds nothing to read (or the next
-/// `send`, [`flush`](Self::flush) or [`close`](Self::close)). A loop that
-/// answers each message therefore sends its answers to a burst of requests
-/// in one write, and the peer still gets every answer without delay once
-/// the burst is handled.
+/// another incoming message is already waiting to be read: then its bytes
+/// are held back for a moment, so that the replies to a burst of requests
+/// leave in one write. They are written by the next `recv` that finds
+/// nothing to read (or the next `send` that does not defer,
+/// [`flush`](Self::flush) or [`close`](Self::close)), and **at the latest
+/// when the session's task next yields**, whatever it awaits: a database
+/// call, a timer, a channel. A handler that answers one request and then
+/// spends seconds on the next does not delay the first answer: the peer
+/// has it within the time the runtime takes to switch tasks. (Only a
+/// session that blocks its thread without awaiting can hold it up, as it
+/// holds up every other task on that thread.)
+///
+/// Deferring needs the plain TCP socket under the connection; over TLS or
+/// HTTP/2 every `send` flushes.
 ///
 /// # Failures
 ///
@@ -260,7 +268,9 @@ impl WebSocket {
     /// Puts tungstenite and its buffers away; only the socket is kept.
     fn sleep(&mut self) {
         if let Inner::Active(stream) = std::mem::replace(&mut self.inner, Inner::Gone) {
-            self.inner = Inner::Dormant(stream.into_inner());
+            let transport = stream.into_inner();
+            transport.release();
+            self.inner = Inner::Dormant(transport);
         }
         self.heavy = false;
         self.release = None;
@@ -338,7 +348,7 @@ impl WebSocket {
         poll_fn(|cx| Pin::new(&mut *self).poll_ready(cx)).await?;
         Pin::new(&mut *self).start_send(msg)?;
         if batch {
-            poll_fn(|cx| self.poll_flush_unless_busy(cx)).await
+            poll_fn(|cx| self.poll_flush_batched(cx)).await
         } else {
             SinkExt::flush(self).await
         }
@@ -603,19 +613,28 @@ impl WebSocket {
         }
     }
 
-    /// Flushes, unless an incoming message is already waiting (then the
-    /// next `recv` that would wait flushes instead).
-    fn poll_flush_unless_busy(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Flushes; but when an incoming message is already waiting, the bytes
+    /// are deferred instead: the next flush writes them together with the
+    /// replies to what is waiting, and if the session awaits anything else
+    /// first, the transport's flusher writes them as soon as its task
+    /// yields (see `transport::tcp`).
+    fn poll_flush_batched(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.peeked.is_none() {
             // Nothing to read: this flushes (and may go dormant).
             if let Poll::Ready(item) = self.poll_read(cx) {
                 self.peeked = Some(item);
             }
         }
-        if matches!(self.peeked, Some(Some(Ok(_)))) {
-            return Poll::Ready(Ok(()));
+        let busy = matches!(self.peeked, Some(Some(Ok(_))));
+        match &mut self.inner {
+            Inner::Active(stream) if busy && stream.get_ref().can_defer() => {
+                stream.get_mut().set_defer(true);
+                let flushed = Pin::new(&mut **stream).poll_flush(cx);
+                stream.get_mut().set_defer(false);
+                flushed.map_err(Error::from_tungstenite)
+            }
+            _ => Pin::new(&mut *self).poll_flush(cx),
         }
-        Pin::new(&mut *self).poll_flush(cx)
     }
 }
 

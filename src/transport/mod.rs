@@ -15,15 +15,22 @@
 //!   partial frame and no partial message; the transport follows the frame
 //!   headers in the bytes it hands out (a few comparisons per frame, the
 //!   payload is skipped) and says so.
+//! - **Deferred writes** (`tcp`): small replies held back while more
+//!   requests wait to be read, written by the session's next flush or, at
+//!   the latest, by a flusher task when the session's task yields.
 //! - **Lingering close.** After the server sends a close frame because the
 //!   peer misbehaved (e.g. a message over the size limit), dropping the
 //!   socket with unread data would make the kernel send a reset, and the
 //!   peer might lose the close frame. The transport instead half-closes and
 //!   drains the socket for a bounded time in a background task.
 
+mod frames;
+mod tcp;
+
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -35,8 +42,11 @@ use tokio::net::TcpStream;
 /// How long a lingering close may drain the socket.
 const LINGER: Duration = Duration::from_secs(2);
 
+use frames::FrameTracker;
+use tcp::SharedTcp;
+
 enum Io {
-    Tcp(TcpStream),
+    Tcp(Arc<SharedTcp>),
     Upgraded(TokioIo<Upgraded>),
     /// Moved out by the lingering close.
     Gone,
@@ -50,6 +60,8 @@ pub(crate) struct Transport {
     /// tungstenite hands its whole output buffer to each write, so this is
     /// how much output waits for the peer.
     unwritten: usize,
+    /// Writes are held back for a moment (see `tcp`).
+    defer: bool,
 }
 
 impl Transport {
@@ -62,6 +74,7 @@ impl Transport {
             frames: FrameTracker::default(),
             linger: false,
             unwritten: 0,
+            defer: false,
         };
         // Copied out so hyper's whole read buffer is not kept alive by it.
         let prefix = (!read_buf.is_empty()).then(|| read_buf.to_vec());
@@ -84,8 +97,28 @@ impl Transport {
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
         match &self.io {
-            Io::Tcp(tcp) => tcp.peer_addr().ok(),
+            Io::Tcp(tcp) => tcp.tcp().peer_addr().ok(),
             _ => None,
+        }
+    }
+
+    /// Whether writes can be deferred: only on a TCP socket of our own,
+    /// which a flusher task can write to while the session does other work.
+    pub(crate) fn can_defer(&self) -> bool {
+        matches!(self.io, Io::Tcp(_))
+    }
+
+    /// While set, writes (and flushes) are held back, to be written by the
+    /// next flush without it, or by the flusher task when the session's task
+    /// yields. Ignored where writes cannot be deferred.
+    pub(crate) fn set_defer(&mut self, defer: bool) {
+        self.defer = defer;
+    }
+
+    /// Gives back buffers kept for a busy connection; it is going idle.
+    pub(crate) fn release(&self) {
+        if let Io::Tcp(tcp) = &self.io {
+            tcp.release();
         }
     }
 
@@ -108,18 +141,26 @@ fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
                 all.extend_from_slice(&sniffed.prefix);
                 all.freeze()
             };
-            return (Io::Tcp(sniffed.tcp), rest);
+            return (Io::Tcp(SharedTcp::new(sniffed.tcp)), rest);
         }
         Err(upgraded) => upgraded,
     };
     #[cfg(feature = "http2")]
     let upgraded =
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-            Ok(parts) => return (Io::Tcp(parts.io.into_inner()), parts.read_buf),
+            Ok(parts) => {
+                return (
+                    Io::Tcp(SharedTcp::new(parts.io.into_inner())),
+                    parts.read_buf,
+                )
+            }
             Err(upgraded) => upgraded,
         };
     match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => (Io::Tcp(parts.io.into_inner()), parts.read_buf),
+        Ok(parts) => (
+            Io::Tcp(SharedTcp::new(parts.io.into_inner())),
+            parts.read_buf,
+        ),
         Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), bytes::Bytes::new()),
     }
 }
@@ -198,82 +239,16 @@ impl AsyncRead for Transport {
     }
 }
 
-/// Follows frame headers (RFC 6455 §5.2) in a byte stream.
-#[derive(Debug, Default)]
-struct FrameTracker {
-    header: [u8; 14],
-    have: usize,
-    /// Payload bytes of the current frame still to come.
-    remaining: u64,
-    /// A text or binary frame without FIN started a message not yet ended.
-    fragmented: bool,
-}
-
-impl FrameTracker {
-    fn at_rest(&self) -> bool {
-        self.have == 0 && self.remaining == 0 && !self.fragmented
-    }
-
-    fn observe(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let skip =
-                    usize::try_from(self.remaining).map_or(data.len(), |r| r.min(data.len()));
-                self.remaining -= skip as u64;
-                data = &data[skip..];
-                continue;
-            }
-            self.header[self.have] = data[0];
-            self.have += 1;
-            data = &data[1..];
-            if self.have < 2 {
-                continue;
-            }
-            let ext = match self.header[1] & 0x7f {
-                126 => 2,
-                127 => 8,
-                _ => 0,
-            };
-            let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
-            if self.have < 2 + ext + mask {
-                continue;
-            }
-            self.remaining = match ext {
-                2 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
-                8 => u64::from_be_bytes([
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                    self.header[5],
-                    self.header[6],
-                    self.header[7],
-                    self.header[8],
-                    self.header[9],
-                ]),
-                _ => u64::from(self.header[1] & 0x7f),
-            };
-            let fin = self.header[0] & 0x80 != 0;
-            match self.header[0] & 0x0f {
-                // Text or binary: a message starts; it stays open without FIN.
-                0x1 | 0x2 => self.fragmented = !fin,
-                // Continuation: FIN ends the message.
-                0x0 if fin => self.fragmented = false,
-                // Control frames (and invalid opcodes, which end the
-                // connection anyway) leave the message state alone.
-                _ => {}
-            }
-            self.have = 0;
-        }
-    }
-}
-
 impl AsyncWrite for Transport {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        let poll = match &self.io {
+            Io::Tcp(tcp) => tcp.poll_write(cx, buf, self.defer),
+            _ => Pin::new(&mut self.io).poll_write(cx, buf),
+        };
         self.unwritten = match &poll {
             Poll::Ready(Ok(n)) => buf.len().saturating_sub(*n),
             Poll::Pending => buf.len(),
@@ -295,6 +270,9 @@ impl AsyncWrite for Transport {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.defer && self.can_defer() {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
@@ -335,7 +313,7 @@ impl AsyncRead for Io {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Tcp(io) => io.poll_read(cx, buf),
             Io::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
             Io::Gone => Poll::Ready(Err(gone())),
         }
@@ -349,7 +327,7 @@ impl AsyncWrite for Io {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Io::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Tcp(io) => io.poll_write(cx, buf, false),
             Io::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
             Io::Gone => Poll::Ready(Err(gone())),
         }
@@ -361,7 +339,13 @@ impl AsyncWrite for Io {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Io::Tcp(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Io::Tcp(io) => {
+                let buf = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                io.poll_write(cx, buf, false)
+            }
             Io::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             Io::Gone => Poll::Ready(Err(gone())),
         }
@@ -369,7 +353,7 @@ impl AsyncWrite for Io {
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Io::Tcp(io) => io.is_write_vectored(),
+            Io::Tcp(_) => false,
             Io::Upgraded(io) => io.is_write_vectored(),
             Io::Gone => false,
         }
@@ -377,7 +361,7 @@ impl AsyncWrite for Io {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(io) => Pin::new(io).poll_flush(cx),
+            Io::Tcp(io) => io.poll_flush(cx),
             Io::Upgraded(io) => Pin::new(io).poll_flush(cx),
             Io::Gone => Poll::Ready(Ok(())),
         }
@@ -385,125 +369,9 @@ impl AsyncWrite for Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Io::Tcp(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Tcp(io) => io.poll_shutdown(cx),
             Io::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
             Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FrameTracker;
-
-    #[test]
-    fn tracks_boundaries_byte_by_byte_and_in_chunks() {
-        // Masked text "hello", a 300-byte binary (16-bit length), a
-        // fragmented text with a ping in the middle.
-        let mut big = vec![0x82, 0x80 | 126, 0x01, 0x2c, 0, 0, 0, 0];
-        big.extend(std::iter::repeat_n(7u8, 300));
-        let frames = [
-            vec![0x81, 0x85, 1, 2, 3, 4, b'h', b'e', b'l', b'l', b'o'],
-            big,
-            vec![0x01, 0x81, 0, 0, 0, 0, b'a'],
-            vec![0x89, 0x80, 0, 0, 0, 0],
-            vec![0x80, 0x81, 0, 0, 0, 0, b'b'],
-        ];
-        let rest_after = [true, true, false, false, true];
-
-        let mut chunked = FrameTracker::default();
-        let mut bytewise = FrameTracker::default();
-        for (frame, rest) in frames.iter().zip(rest_after) {
-            for (i, b) in frame.iter().enumerate() {
-                bytewise.observe(std::slice::from_ref(b));
-                if i + 1 < frame.len() {
-                    assert!(!bytewise.at_rest(), "mid-frame is never at rest");
-                }
-            }
-            assert_eq!(bytewise.at_rest(), rest);
-            chunked.observe(frame);
-            assert_eq!(chunked.at_rest(), rest);
-        }
-    }
-
-    #[test]
-    fn sixty_four_bit_lengths() {
-        let mut t = FrameTracker::default();
-        let mut header = vec![0x82, 0x80 | 127];
-        header.extend_from_slice(&70_000u64.to_be_bytes());
-        header.extend_from_slice(&[0, 0, 0, 0]);
-        t.observe(&header);
-        t.observe(&vec![0u8; 69_999]);
-        assert!(!t.at_rest());
-        t.observe(&[0]);
-        assert!(t.at_rest());
-    }
-
-    /// Random frames (every length class, masked or not, fragmented
-    /// messages with control frames inside) cut into random chunks: the
-    /// tracker is at rest exactly at the ends of frames outside a
-    /// fragmented message, whatever the chunking.
-    #[test]
-    fn random_frames_in_random_chunks() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
-        for _ in 0..200 {
-            let mut wire = Vec::new();
-            // Byte offsets where the stream is at rest.
-            let mut rest_at = vec![0usize];
-            let mut open = false;
-            for _ in 0..(1 + next(12)) {
-                let control = open && next(3) == 0;
-                let (opcode, fin) = if control {
-                    (0x9, true)
-                } else if open {
-                    (0x0, next(2) == 0)
-                } else {
-                    (1 + next(2) as u8, next(2) == 0)
-                };
-                let len = match next(4) {
-                    0 => next(126) as usize,
-                    1 => 126 + next(1000) as usize,
-                    2 => 65_536 + next(1000) as usize,
-                    _ => 0,
-                };
-                let len = if control { len.min(125) } else { len };
-                let masked = next(2) == 0;
-                wire.push(if fin { 0x80 } else { 0 } | opcode);
-                let mask_bit = if masked { 0x80 } else { 0 };
-                if len < 126 {
-                    wire.push(mask_bit | len as u8);
-                } else if len <= 0xffff {
-                    wire.push(mask_bit | 126);
-                    wire.extend_from_slice(&(len as u16).to_be_bytes());
-                } else {
-                    wire.push(mask_bit | 127);
-                    wire.extend_from_slice(&(len as u64).to_be_bytes());
-                }
-                if masked {
-                    wire.extend_from_slice(&[1, 2, 3, 4]);
-                }
-                wire.resize(wire.len() + len, 0x5a);
-                if !control {
-                    open = !fin;
-                }
-                if !open {
-                    rest_at.push(wire.len());
-                }
-            }
-            let mut tracker = FrameTracker::default();
-            let mut at = 0;
-            while at < wire.len() {
-                let take = (1 + next(3000) as usize).min(wire.len() - at);
-                tracker.observe(&wire[at..at + take]);
-                at += take;
-                assert_eq!(tracker.at_rest(), rest_at.contains(&at), "at byte {at}");
-            }
         }
     }
 }
