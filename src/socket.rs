@@ -651,11 +651,19 @@ impl Stream for WebSocket {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Each message spends a unit of tokio's cooperative budget: a burst
+        // of frames already buffered is handled in slices, and the tasks it
+        // wakes (a hub's writers above all) run in between.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         let this = self.get_mut();
-        match this.peeked.take() {
+        let item = match this.peeked.take() {
             Some(item) => Poll::Ready(item),
             None => this.poll_read(cx),
+        };
+        if item.is_ready() {
+            coop.made_progress();
         }
+        item
     }
 }
 

@@ -52,6 +52,9 @@ use outbox::{Outbox, Refused};
 
 /// How long a closing writer may take to say goodbye to its peer.
 const GOODBYE: Duration = Duration::from_secs(1);
+/// How long a slow consumer's writer keeps trying to deliver its close
+/// frame, behind what the peer has not read yet.
+const SLOW_GOODBYE: Duration = Duration::from_secs(10);
 /// Messages written per flush, at most.
 const BATCH: usize = 64;
 
@@ -635,8 +638,9 @@ async fn write_loop(
                 }
             }
             Err(Some(code)) => {
-                // Best effort: a peer that does not read may never see it.
-                let _ = tokio::time::timeout(GOODBYE, tx.close(code, "slow consumer")).await;
+                // The close frame waits behind what the peer has not read:
+                // it gets a bounded while to read it, then the socket goes.
+                let _ = tokio::time::timeout(SLOW_GOODBYE, tx.close(code, "slow consumer")).await;
                 return;
             }
             Err(None) => {
