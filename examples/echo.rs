@@ -5,7 +5,8 @@
 //! comes back as text and every binary one as binary. It speaks the
 //! subprotocols `chat.v2` and `chat.v1` and accepts messages up to 64 MiB,
 //! over HTTP/1.1 and HTTP/2 (h2c). `WORKERS` sets the number of tokio worker
-//! threads (default 1).
+//! threads (default 1). SIGINT or SIGTERM closes every connection with 1001
+//! and exits.
 
 use hyperws::{Config, Router, WebSocket, WebSocketUpgrade};
 
@@ -41,6 +42,8 @@ fn main() -> std::io::Result<()> {
         .block_on(async move {
             let listener = tokio::net::TcpListener::bind(&addr).await?;
             eprintln!("echo: listening on ws://{}", listener.local_addr()?);
-            hyperws::serve(listener, app).await
+            hyperws::serve(listener, app)
+                .with_graceful_shutdown(hyperws::shutdown_signal())
+                .await
         })
 }

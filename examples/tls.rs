@@ -48,6 +48,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3443").await?;
     eprintln!("listening on https://localhost:3443 (wss://localhost:3443/ws)");
-    hyperws::serve(listener, app).tls(Arc::new(config)).await?;
+    hyperws::serve(listener, app)
+        .tls(Arc::new(config))
+        .with_graceful_shutdown(hyperws::shutdown_signal())
+        .await?;
     Ok(())
 }

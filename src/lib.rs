@@ -139,7 +139,7 @@ pub use crate::{
     extract::{ConnectInfo, Extension, Path, Query, State},
     handler::Handler,
     routing::Router,
-    serve::{serve, Serve},
+    serve::{serve, shutdown_signal, Serve},
 };
 /// The rustls crate, as used by [`Serve::tls`].
 #[cfg(feature = "tls")]

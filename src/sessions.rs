@@ -1,11 +1,14 @@
-//! The server's view of its open WebSocket sessions: a shutdown signal they
-//! watch, a tracker to wait for them, and an optional cap on how many may be
-//! open. [`serve`](crate::serve) puts one in every request; the upgrade
-//! picks it up.
+//! The server's view of what is open: a shutdown signal the WebSocket
+//! sessions watch, a tracker to wait for them, an optional cap on how many
+//! may be open, and (on HTTP/2) the count of a connection's open streams
+//! that decides when it is idle. [`serve`](crate::serve) puts one in every
+//! request; the upgrade picks it up.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,22 +20,81 @@ pub(crate) struct Sessions {
     pub(crate) tracker: TaskTracker,
     /// At most this many sessions at once.
     pub(crate) limit: Option<Arc<Semaphore>>,
+    /// The open streams of the HTTP/2 connection this request came on.
+    pub(crate) streams: Option<Arc<Streams>>,
 }
 
-/// A session's place under the limit, held for its whole life.
+/// A session's place under the limit (and its stream on an HTTP/2
+/// connection), held for its whole life.
 #[derive(Debug)]
-pub(crate) struct Admission(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+pub(crate) struct Admission(
+    #[allow(dead_code)] Option<OwnedSemaphorePermit>,
+    #[allow(dead_code)] Option<StreamGuard>,
+);
 
 impl Sessions {
     /// A place for one more session, or `None` when the server is full.
     pub(crate) fn admit(&self) -> Option<Admission> {
+        let stream = self.streams.as_ref().map(Streams::open);
         match &self.limit {
-            None => Some(Admission(None)),
+            None => Some(Admission(None, stream)),
             Some(limit) => limit
                 .clone()
                 .try_acquire_owned()
                 .ok()
-                .map(|p| Admission(Some(p))),
+                .map(|p| Admission(Some(p), stream)),
+        }
+    }
+}
+
+/// How many streams (requests still answering, WebSockets) an HTTP/2
+/// connection has open; a connection with none for a while is idle.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    open: AtomicUsize,
+    changed: Notify,
+}
+
+/// One open stream; dropping it closes it.
+#[derive(Debug)]
+pub(crate) struct StreamGuard(Arc<Streams>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+impl Streams {
+    pub(crate) fn open(self: &Arc<Self>) -> StreamGuard {
+        if self.open.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.changed.notify_waiters();
+        }
+        StreamGuard(self.clone())
+    }
+
+    /// Completes once no stream has been open for `timeout` in a row.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(crate) async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the count is read: no change is missed.
+            changed.as_mut().enable();
+            if self.open.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => {
+                        if self.open.load(Ordering::Acquire) == 0 {
+                            return;
+                        }
+                    }
+                    () = &mut changed => {}
+                }
+            } else {
+                changed.await;
+            }
         }
     }
 }

@@ -263,8 +263,6 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("chat on http://{}", listener.local_addr()?);
     hyperws::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(hyperws::shutdown_signal())
         .await
 }

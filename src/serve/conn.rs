@@ -1,0 +1,286 @@
+//! One accepted connection: its first bytes tell HTTP/1.1 from HTTP/2, then
+//! hyper serves it under the server's limits until it ends, goes idle, or
+//! the server shuts down.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+#[cfg(feature = "http2")]
+use hyper::server::conn::http2;
+#[cfg(feature = "http2")]
+use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::extract::ConnectInfo;
+use crate::handler::BoxFuture;
+use crate::routing::Router;
+use crate::sessions::{Sessions, StreamGuard, Streams};
+use crate::transport::Sniffed;
+
+/// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+type ConnError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The per-connection limits of [`Serve`](super::Serve).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConnLimits {
+    pub(super) header_read_timeout: Option<Duration>,
+    pub(super) max_header_size: usize,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) keep_alive: Option<Duration>,
+    pub(super) nodelay: bool,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Some(Duration::from_secs(30)),
+            max_header_size: 64 * 1024,
+            idle_timeout: Some(Duration::from_secs(30)),
+            keep_alive: Some(Duration::from_secs(20)),
+            nodelay: true,
+        }
+    }
+}
+
+/// An accepted connection and what it is served with.
+pub(super) struct Connection {
+    pub(super) router: Arc<Router>,
+    pub(super) sessions: Sessions,
+    pub(super) peer: SocketAddr,
+    pub(super) limits: ConnLimits,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Connection {
+    /// Serves the connection until it ends; errors are logged.
+    pub(super) async fn serve(self, tcp: TcpStream) {
+        if self.limits.nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
+        let peer = self.peer;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.clone() {
+            if let Err(err) = self.serve_tls(tcp, tls).await {
+                tracing::debug!(%err, %peer, "TLS connection ended with an error");
+            }
+            return;
+        }
+        if let Err(err) = self.serve_plain(tcp).await {
+            tracing::debug!(%err, %peer, "connection ended with an error");
+        }
+    }
+
+    /// Reads the first bytes, picks HTTP/1.1 or HTTP/2, and serves.
+    async fn serve_plain(self, mut tcp: TcpStream) -> Result<(), ConnError> {
+        let mut first = BytesMut::with_capacity(2048);
+        // Clients usually send their request right after connecting: when
+        // it is already here, no timer is needed to wait for it.
+        match tcp.try_read_buf(&mut first) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err.into()),
+        }
+        let sniffed = match (protocol_of(&first), self.limits.header_read_timeout) {
+            (Some(is_h2), _) => Some(is_h2),
+            (None, Some(limit)) => {
+                match tokio::time::timeout(limit, sniff(&mut tcp, &mut first)).await {
+                    Ok(sniffed) => sniffed?,
+                    Err(_) => return Ok(()),
+                }
+            }
+            (None, None) => sniff(&mut tcp, &mut first).await?,
+        };
+        let Some(is_h2) = sniffed else {
+            return Ok(());
+        };
+        let io = Sniffed::new(tcp, first.freeze());
+        self.serve_http(io, is_h2).await
+    }
+
+    /// Completes the TLS handshake, then serves the protocol ALPN chose.
+    #[cfg(feature = "tls")]
+    async fn serve_tls(
+        self,
+        tcp: TcpStream,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> Result<(), ConnError> {
+        let accept = tls.accept(tcp);
+        let stream = match self.limits.header_read_timeout {
+            Some(limit) => match tokio::time::timeout(limit, accept).await {
+                Ok(stream) => stream?,
+                Err(_) => return Ok(()),
+            },
+            None => accept.await?,
+        };
+        let is_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        self.serve_http(stream, is_h2).await
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until it ends, goes idle (HTTP/2)
+    /// or the server shuts down (then gracefully).
+    async fn serve_http<I>(self, io: I, is_h2: bool) -> Result<(), ConnError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        let limits = self.limits;
+        let shutdown = self.sessions.shutdown.clone();
+        #[cfg(not(feature = "http2"))]
+        if is_h2 {
+            tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
+            return Ok(());
+        }
+        #[cfg(feature = "http2")]
+        if is_h2 {
+            let streams = Arc::new(Streams::default());
+            let service = self.service(Some(streams.clone()));
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .enable_connect_protocol()
+                .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+            if let Some(interval) = limits.keep_alive {
+                builder
+                    .keep_alive_interval(interval)
+                    .keep_alive_timeout(interval);
+            }
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            let idle = async {
+                match limits.idle_timeout {
+                    Some(timeout) => streams.idle_for(timeout).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                res = conn.as_mut() => return Ok(res?),
+                () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                () = idle => {
+                    tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            // A graceful close waits for the peer; bound that too.
+            let grace = limits.idle_timeout.unwrap_or(Duration::from_secs(30));
+            return match tokio::time::timeout(grace, conn).await {
+                Ok(res) => Ok(res?),
+                Err(_) => Ok(()),
+            };
+        }
+        let service = self.service(None);
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_size)
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => return Ok(res?),
+            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+        Ok(conn.await?)
+    }
+
+    /// The per-connection service: what the server knows goes into each
+    /// request, then the router answers. On HTTP/2 every request holds a
+    /// stream open until its response body is done (a WebSocket, until its
+    /// session ends), so that the connection counts as busy.
+    fn service(
+        &self,
+        streams: Option<Arc<Streams>>,
+    ) -> impl hyper::service::Service<
+        http::Request<Incoming>,
+        Response = crate::Response,
+        Error = std::convert::Infallible,
+        Future = BoxFuture<Result<crate::Response, std::convert::Infallible>>,
+    > + Clone
+           + Send
+           + 'static {
+        let router = self.router.clone();
+        let peer = self.peer;
+        let sessions = Sessions {
+            streams: streams.clone(),
+            ..self.sessions.clone()
+        };
+        hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let extensions = req.extensions_mut();
+            extensions.insert(ConnectInfo(peer));
+            extensions.insert(peer);
+            extensions.insert(sessions.clone());
+            let stream = streams.as_ref().map(Streams::open);
+            let fut = router.dispatch(req.map(crate::Body::new));
+            Box::pin(async move {
+                let res = fut.await;
+                Ok(match stream {
+                    Some(stream) => res.map(|body| crate::Body::new(Held { body, stream })),
+                    None => res,
+                })
+            }) as BoxFuture<_>
+        })
+    }
+}
+
+/// A response body that keeps its HTTP/2 stream counted as open.
+struct Held {
+    body: crate::Body,
+    #[allow(dead_code)]
+    stream: StreamGuard,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = crate::response::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether these first bytes are HTTP/2's preface (`Some(true)`), surely
+/// not (`Some(false)`), or too few to tell.
+fn protocol_of(first: &[u8]) -> Option<bool> {
+    let n = first.len().min(H2_PREFACE.len());
+    if first[..n] != H2_PREFACE[..n] {
+        Some(false)
+    } else if n == H2_PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Reads until the protocol is known; `None` if the peer closes first.
+async fn sniff(tcp: &mut TcpStream, first: &mut BytesMut) -> std::io::Result<Option<bool>> {
+    loop {
+        if tcp.read_buf(first).await? == 0 {
+            return Ok(None);
+        }
+        if let Some(is_h2) = protocol_of(first) {
+            return Ok(Some(is_h2));
+        }
+    }
+}
