@@ -24,6 +24,14 @@ pub(crate) struct Sessions {
     pub(crate) streams: Option<Arc<Streams>>,
 }
 
+/// What a WebSocket needs of the server's graceful shutdown: the signal,
+/// and the tracker that the server waits on (a hub writer joins it).
+#[derive(Clone, Debug)]
+pub(crate) struct Shutdown {
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
 /// A session's place under the limit (and its stream on an HTTP/2
 /// connection), held for its whole life.
 #[derive(Debug)]
@@ -33,6 +41,13 @@ pub(crate) struct Admission(
 );
 
 impl Sessions {
+    pub(crate) fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            token: self.shutdown.clone(),
+            tracker: self.tracker.clone(),
+        }
+    }
+
     /// A place for one more session, or `None` when the server is full.
     pub(crate) fn admit(&self) -> Option<Admission> {
         let stream = self.streams.as_ref().map(Streams::open);

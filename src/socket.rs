@@ -16,10 +16,11 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::keepalive::{Due, Keepalive};
 use crate::message::{CloseFrame, Message, Utf8Bytes};
+use crate::sessions::Shutdown;
 use crate::transport::Transport;
 use crate::Error;
 
@@ -76,8 +77,9 @@ pub struct WebSocket {
     release: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Resolves when the server shuts down gracefully.
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    /// The server's shutdown signal itself, for a hub writer to take over.
-    shutdown_token: Option<CancellationToken>,
+    /// The server's shutdown signal and task tracker, for a hub writer to
+    /// take over.
+    shutdown_handle: Option<Shutdown>,
     /// Pings a quiet peer; `None` when keepalive is off.
     keepalive: Option<Keepalive>,
     /// Keepalive gave up on the peer while sending; the reader is told.
@@ -126,7 +128,7 @@ impl WebSocket {
             moved: false,
             release: None,
             shutdown: None,
-            shutdown_token: None,
+            shutdown_handle: None,
             keepalive: None,
             timed_out: false,
         };
@@ -207,18 +209,21 @@ impl WebSocket {
         }
     }
 
-    /// Closes with 1001 when `token` is cancelled (a graceful shutdown).
-    pub(crate) fn with_shutdown(mut self, token: Option<CancellationToken>) -> Self {
-        self.shutdown = token.clone().map(|t| Box::pin(t.cancelled_owned()));
-        self.shutdown_token = token;
+    /// Closes with 1001 when the server shuts down gracefully.
+    pub(crate) fn with_shutdown(mut self, shutdown: Option<Shutdown>) -> Self {
+        self.shutdown = shutdown
+            .as_ref()
+            .map(|s| Box::pin(s.token.clone().cancelled_owned()));
+        self.shutdown_handle = shutdown;
         self
     }
 
     /// Hands the graceful-shutdown close over to the caller (a hub writer,
-    /// which must send what it has queued before the close).
-    pub(crate) fn take_shutdown(&mut self) -> Option<CancellationToken> {
+    /// which must send what it has queued before the close, and which the
+    /// server then waits for).
+    pub(crate) fn take_shutdown(&mut self) -> Option<Shutdown> {
         self.shutdown = None;
-        self.shutdown_token.take()
+        self.shutdown_handle.take()
     }
 
     /// Starts the close handshake for the server's shutdown, after what is

@@ -318,7 +318,7 @@ impl<F> WebSocketUpgrade<F> {
         let transport_config = config.transport();
         let write_limit = config.write_limit();
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
-        let shutdown = sessions.as_ref().map(|s| s.shutdown.clone());
+        let shutdown = sessions.as_ref().map(Sessions::shutdown);
         let session = async move {
             // Held for the session's life: its place under the limit.
             let _admission = admission;

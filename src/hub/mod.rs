@@ -52,6 +52,10 @@ use outbox::{Outbox, Refused};
 
 /// How long a closing writer may take to say goodbye to its peer.
 const GOODBYE: Duration = Duration::from_secs(1);
+/// How long a writer may take, on the server's graceful shutdown, to send
+/// what is queued and its 1001; the server's grace period (10 s by
+/// default) bounds the whole shutdown anyway.
+const SHUTDOWN_GOODBYE: Duration = Duration::from_secs(10);
 /// How long a slow consumer's writer keeps trying to deliver its close
 /// frame, behind what the peer has not read yet.
 const SLOW_GOODBYE: Duration = Duration::from_secs(10);
@@ -239,7 +243,17 @@ impl Hub {
         // The writer closes with 1001 on shutdown, after what is queued.
         let shutdown = socket.take_shutdown();
         let (tx, rx) = socket.split();
-        tokio::spawn(write_loop(tx, outbox.clone(), shutdown));
+        let writer = write_loop(
+            tx,
+            outbox.clone(),
+            shutdown.as_ref().map(|s| s.token.clone()),
+        );
+        // The server waits for the writer too: what was broadcast before
+        // the shutdown still goes out, ahead of the 1001.
+        match shutdown {
+            Some(shutdown) => shutdown.tracker.spawn(writer),
+            None => tokio::spawn(writer),
+        };
         let conn = Connection {
             id,
             hub: self.clone(),
@@ -619,7 +633,7 @@ async fn write_loop(
                     }
                     tx.close(crate::close_code::AWAY, "server shutting down").await
                 };
-                let _ = tokio::time::timeout(GOODBYE, goodbye).await;
+                let _ = tokio::time::timeout(SHUTDOWN_GOODBYE, goodbye).await;
                 return;
             }
         };
