@@ -302,6 +302,7 @@ pub struct OriginPolicy(OriginInner);
 #[derive(Clone)]
 enum OriginInner {
     Any,
+    SameOrigin,
     List(Arc<[Box<str>]>),
     Predicate(Arc<OriginPredicate>),
 }
@@ -311,6 +312,28 @@ impl OriginPolicy {
     #[must_use]
     pub fn any() -> Self {
         Self(OriginInner::Any)
+    }
+
+    /// Only pages served by this same server: the `Origin`'s `host[:port]`
+    /// must be the request's `Host` (on HTTP/2, its `:authority`), without
+    /// regard to ASCII case. A request without an `Origin` header, which is
+    /// not from a browser, is allowed. This stops cross-site WebSocket
+    /// hijacking (a page elsewhere opening a socket with the visitor's
+    /// cookies) without a list to keep up to date; behind a proxy that
+    /// rewrites `Host`, use [`allow`](Self::allow) instead.
+    ///
+    /// ```
+    /// use hyperws::OriginPolicy;
+    ///
+    /// let same = OriginPolicy::same_origin();
+    /// let host = Some("chat.example:8080");
+    /// assert!(same.allows_for_host(Some("https://chat.example:8080"), host));
+    /// assert!(!same.allows_for_host(Some("https://evil.example"), host));
+    /// assert!(same.allows_for_host(None, host));
+    /// ```
+    #[must_use]
+    pub fn same_origin() -> Self {
+        Self(OriginInner::SameOrigin)
     }
 
     /// Only these origins (compared without regard to ASCII case, as
@@ -340,11 +363,25 @@ impl OriginPolicy {
         Self(OriginInner::Predicate(Arc::new(allow)))
     }
 
-    /// Whether a request with this `Origin` may connect.
+    /// Whether a request with this `Origin` may connect. With
+    /// [`same_origin`](Self::same_origin), which needs the request's host,
+    /// every `Origin` is refused here: see
+    /// [`allows_for_host`](Self::allows_for_host).
     #[must_use]
     pub fn allows(&self, origin: Option<&str>) -> bool {
+        self.allows_for_host(origin, None)
+    }
+
+    /// Whether a request with this `Origin`, sent to this host (the `Host`
+    /// header or HTTP/2 `:authority`), may connect.
+    #[must_use]
+    pub fn allows_for_host(&self, origin: Option<&str>, host: Option<&str>) -> bool {
         match &self.0 {
             OriginInner::Any => true,
+            OriginInner::SameOrigin => origin.is_none_or(|origin| {
+                let authority = origin.split_once("://").map(|(_, rest)| rest);
+                matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a.eq_ignore_ascii_case(h))
+            }),
             OriginInner::List(list) => {
                 origin.is_none_or(|o| list.iter().any(|allowed| allowed.eq_ignore_ascii_case(o)))
             }
@@ -352,13 +389,13 @@ impl OriginPolicy {
         }
     }
 
-    pub(crate) fn allows_header(&self, origin: Option<&HeaderValue>) -> bool {
+    pub(crate) fn allows_header(&self, origin: Option<&HeaderValue>, host: Option<&str>) -> bool {
         match &self.0 {
             OriginInner::Any => true,
             // A header that is not visible ASCII is no origin a browser sends.
             _ => match origin.map(HeaderValue::to_str) {
-                None => self.allows(None),
-                Some(Ok(o)) => self.allows(Some(o)),
+                None => self.allows_for_host(None, host),
+                Some(Ok(o)) => self.allows_for_host(Some(o), host),
                 Some(Err(_)) => false,
             },
         }
@@ -375,6 +412,7 @@ impl fmt::Debug for OriginPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             OriginInner::Any => f.write_str("OriginPolicy::Any"),
+            OriginInner::SameOrigin => f.write_str("OriginPolicy::SameOrigin"),
             OriginInner::List(list) => f.debug_tuple("OriginPolicy::Allow").field(list).finish(),
             OriginInner::Predicate(_) => f.write_str("OriginPolicy::Predicate(..)"),
         }

@@ -68,6 +68,9 @@ pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     selected: Option<usize>,
     origin: Option<HeaderValue>,
     duplicate_origin: bool,
+    /// Where the request was sent (`Host`, or HTTP/2 `:authority`), for the
+    /// same-origin policy.
+    host: Option<Box<str>>,
     peer_addr: Option<SocketAddr>,
     sessions: Option<Sessions>,
     on_upgrade: OnUpgrade,
@@ -85,7 +88,14 @@ impl WebSocketUpgrade {
         let (method, version) = (req.method().clone(), req.version());
         // Split the borrows: headers are read, extensions give up the handle.
         let mut extensions = std::mem::take(req.extensions_mut());
-        let result = Self::extract(&method, version, req.headers(), &mut extensions);
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+        let result = Self::extract(
+            &method,
+            version,
+            authority.as_deref(),
+            req.headers(),
+            &mut extensions,
+        );
         *req.extensions_mut() = extensions;
         result
     }
@@ -99,6 +109,7 @@ impl WebSocketUpgrade {
         Self::extract(
             &parts.method,
             parts.version,
+            parts.uri.authority().map(http::uri::Authority::as_str),
             &parts.headers,
             &mut parts.extensions,
         )
@@ -107,6 +118,7 @@ impl WebSocketUpgrade {
     fn extract(
         method: &Method,
         version: Version,
+        authority: Option<&str>,
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
@@ -137,6 +149,11 @@ impl WebSocketUpgrade {
         let mut origins = headers.get_all(header::ORIGIN).iter();
         let origin = origins.next().cloned();
         let duplicate_origin = origins.next().is_some();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(authority)
+            .map(Box::from);
         let on_upgrade = extensions
             .remove::<OnUpgrade>()
             .ok_or(ConnectionNotUpgradable)?;
@@ -148,6 +165,7 @@ impl WebSocketUpgrade {
             selected: None,
             origin,
             duplicate_origin,
+            host,
             peer_addr: extensions.get::<SocketAddr>().copied(),
             sessions: extensions.get::<Sessions>().cloned(),
             on_upgrade,
@@ -245,6 +263,7 @@ impl<F> WebSocketUpgrade<F> {
             selected: self.selected,
             origin: self.origin,
             duplicate_origin: self.duplicate_origin,
+            host: self.host,
             peer_addr: self.peer_addr,
             sessions: self.sessions,
             on_upgrade: self.on_upgrade,
@@ -289,7 +308,12 @@ impl<F> WebSocketUpgrade<F> {
         Fut: Future<Output = ()> + Send + 'static,
         F: OnFailedUpgrade,
     {
-        if self.duplicate_origin || !self.config.origin.allows_header(self.origin.as_ref()) {
+        if self.duplicate_origin
+            || !self
+                .config
+                .origin
+                .allows_header(self.origin.as_ref(), self.host.as_deref())
+        {
             return Err(OriginRefused.into());
         }
         if self.config.require_protocol && self.selected.is_none() {

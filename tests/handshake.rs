@@ -278,6 +278,33 @@ async fn origin_policy_refuses_with_403_before_upgrading() {
 }
 
 #[tokio::test]
+async fn same_origin_policy_compares_the_origin_with_the_host() {
+    let addr = echo_server(Config::default().origin(OriginPolicy::same_origin())).await;
+    // `handshake` sends `Host: localhost`.
+    for origin in ["http://localhost", "https://LOCALHOST"] {
+        let res = raw(addr, &handshake(&format!("Origin: {origin}\r\n"))).await;
+        assert_eq!(res.status, 101, "{origin}");
+    }
+    for origin in [
+        "http://localhost:8080",
+        "http://evil.example",
+        "http://localhost.evil.example",
+        "null",
+    ] {
+        let req = handshake(&format!("Origin: {origin}\r\n"));
+        assert_rejected(
+            addr,
+            std::str::from_utf8(&req).unwrap(),
+            403,
+            "origin not allowed",
+        )
+        .await;
+    }
+    // Not a browser: no Origin at all is allowed.
+    assert_eq!(raw(addr, &handshake("")).await.status, 101);
+}
+
+#[tokio::test]
 async fn handler_reads_offered_and_selected_protocols_before_upgrading() {
     let addr = serve(|mut req| match WebSocketUpgrade::from_request(&mut req) {
         Ok(ws) => {
