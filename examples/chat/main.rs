@@ -11,17 +11,26 @@
 //!
 //! Protocol, JSON text frames. The page sends `{"type":"join","room":..,
 //! "nick":..}` and `{"type":"say","text":..}`; the server sends `welcome`
-//! (your id), `message` (room, nick, text), `notice` (text) and `presence`
-//! (room, nicks).
+//! (your id), `message` (room, nick, text, and the sender's `id`), `notice`
+//! (text), `presence` (room, nicks) and `error` (text).
+//!
+//! It is written to be copied, so it is careful: only pages it served
+//! itself may connect (same-origin policy; clients that send no `Origin`,
+//! which browsers always do, are let in); nicknames are unique in a room;
+//! names with control or bidirectional-formatting characters are refused;
+//! a connection may join at most 5 times in a burst and once a second after
+//! that; and each room's "online" list goes out at most 4 times a second,
+//! however many joins and leaves happen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::header;
 use hyperws::extract::State;
 use hyperws::hub::{Connection, ConnectionId, Hub};
 use hyperws::routing::get;
-use hyperws::{Message, Router, WebSocket, WebSocketUpgrade};
+use hyperws::{Config, Message, OriginPolicy, Router, WebSocket, WebSocketUpgrade};
 use serde::{Deserialize, Serialize};
 
 const PAGE: &str = include_str!("page.html");
@@ -29,12 +38,20 @@ const PAGE: &str = include_str!("page.html");
 const MAX_NICK: usize = 24;
 const MAX_ROOM: usize = 32;
 const MAX_TEXT: usize = 2000;
+/// Joins a connection may make in a burst, and how often one more is
+/// allowed after that.
+const JOIN_BURST: f64 = 5.0;
+const JOIN_EVERY: Duration = Duration::from_secs(1);
+/// How often a room's "online" list may go out.
+const PRESENCE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 struct App {
     hub: Hub,
     /// Who is who, and where.
     people: Arc<Mutex<HashMap<ConnectionId, Person>>>,
+    /// Rooms whose "online" list changed since it last went out.
+    dirty: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Clone)]
@@ -60,6 +77,9 @@ enum ToPage<'a> {
         room: &'a str,
         nick: &'a str,
         text: &'a str,
+        /// The sender's connection id, as in its `welcome`: how a page
+        /// tells its own messages, whatever nicknames others pick.
+        id: String,
     },
     Notice {
         room: &'a str,
@@ -74,11 +94,103 @@ enum ToPage<'a> {
     },
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why a room name or nickname is refused, if it is.
+fn check_name(name: &str, what: &str, max: usize) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > max {
+        return Err(format!("a {what} is 1 to {max} characters"));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_bidi_or_invisible(c))
+    {
+        return Err(format!(
+            "a {what} cannot hold control, invisible or text-direction characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that reorder or hide text: an impostor's tools.
+fn is_bidi_or_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Why a message text is refused, if it is. Line breaks and tabs are fine;
+/// other control characters and direction overrides are not.
+fn check_text(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(format!("messages are 1 to {MAX_TEXT} characters"));
+    }
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().any(bad) {
+        return Err("messages cannot hold control or text-direction characters".into());
+    }
+    Ok(())
+}
+
+/// A token bucket: `JOIN_BURST` joins, then one per `JOIN_EVERY`.
+struct JoinLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl JoinLimit {
+    fn new() -> Self {
+        Self {
+            tokens: JOIN_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() / JOIN_EVERY.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(JOIN_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 impl App {
     fn people(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, Person>> {
-        self.people
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.people)
+    }
+
+    /// The room's "online" list changed: it goes out with the next round
+    /// of [`send_presence`](Self::send_presence).
+    fn presence_changed(&self, room: &str) {
+        lock(&self.dirty).insert(room.to_owned());
+    }
+
+    /// Sends the "online" list of every room that changed, every
+    /// `PRESENCE_EVERY`: a burst of joins and leaves costs each member one
+    /// list per round, not one per change.
+    async fn send_presence(self) {
+        let mut every = tokio::time::interval(PRESENCE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let rooms = std::mem::take(&mut *lock(&self.dirty));
+            for room in rooms {
+                self.presence(&room);
+            }
+        }
     }
 
     /// Tells this process's members of `room` who is in it here. Sent to
@@ -103,7 +215,16 @@ impl App {
         }
     }
 
-    fn join(&self, conn: &Connection, room: String, nick: String) {
+    fn join(&self, conn: &Connection, room: String, nick: String) -> Result<(), String> {
+        {
+            let people = self.people();
+            let taken = people.iter().any(|(id, p)| {
+                *id != conn.id() && p.room == room && p.nick.to_lowercase() == nick.to_lowercase()
+            });
+            if taken {
+                return Err(format!("{nick} is taken in {room}: pick another nickname"));
+            }
+        }
         let previous = self.people().insert(
             conn.id(),
             Person {
@@ -121,14 +242,15 @@ impl App {
                     text,
                 },
             );
-            self.presence(&previous.room);
+            self.presence_changed(&previous.room);
         }
         conn.join(&room);
         let text = format!("{nick} joined");
         let _ = self
             .hub
             .to_room_json(&room, &ToPage::Notice { room: &room, text });
-        self.presence(&room);
+        self.presence_changed(&room);
+        Ok(())
     }
 
     fn left(&self, id: ConnectionId) {
@@ -143,7 +265,7 @@ impl App {
                     text,
                 },
             );
-            self.presence(&person.room);
+            self.presence_changed(&person.room);
         }
     }
 }
@@ -155,8 +277,9 @@ async fn session(app: App, socket: WebSocket) {
     }) {
         conn.send(welcome);
     }
+    let mut joins = JoinLimit::new();
     while let Some(msg) = incoming.recv_json::<FromPage>().await {
-        let error = |text| {
+        let error = |text: &str| {
             if let Ok(json) = serde_json::to_string(&ToPage::Error { text }) {
                 conn.send(json);
             }
@@ -164,29 +287,34 @@ async fn session(app: App, socket: WebSocket) {
         match msg {
             Ok(FromPage::Join { room, nick }) => {
                 let (room, nick) = (room.trim().to_owned(), nick.trim().to_owned());
-                if room.is_empty()
-                    || nick.is_empty()
-                    || room.chars().count() > MAX_ROOM
-                    || nick.chars().count() > MAX_NICK
-                {
-                    error("room and nickname must be 1 to 32 and 1 to 24 characters");
+                let checked = check_name(&room, "room name", MAX_ROOM)
+                    .and_then(|()| check_name(&nick, "nickname", MAX_NICK));
+                if let Err(why) = checked {
+                    error(&why);
                     continue;
                 }
-                app.join(&conn, room, nick);
+                if !joins.allow() {
+                    error("too many joins: wait a second");
+                    continue;
+                }
+                if let Err(why) = app.join(&conn, room, nick) {
+                    error(&why);
+                }
             }
             Ok(FromPage::Say { text }) => {
                 let Some(person) = app.people().get(&conn.id()).cloned() else {
                     error("join a room first");
                     continue;
                 };
-                if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
-                    error("messages are 1 to 2000 characters");
+                if let Err(why) = check_text(&text) {
+                    error(&why);
                     continue;
                 }
                 let msg = ToPage::Message {
                     room: &person.room,
                     nick: &person.nick,
                     text: &text,
+                    id: conn.id().to_string(),
                 };
                 let _ = app.hub.to_room_json(&person.room, &msg);
             }
@@ -246,7 +374,13 @@ async fn main() -> std::io::Result<()> {
     let state = App {
         hub,
         people: Arc::default(),
+        dirty: Arc::default(),
     };
+    tokio::spawn(state.clone().send_presence());
+    // Only pages served here may connect; messages are small.
+    let config = Config::default()
+        .origin(OriginPolicy::same_origin())
+        .max_message_size(16 * 1024);
     let app = Router::new()
         .route(
             "/",
@@ -255,10 +389,10 @@ async fn main() -> std::io::Result<()> {
         .route(
             "/ws",
             get(|ws: WebSocketUpgrade, State(app): State<App>| async move {
-                ws.max_message_size(16 * 1024)
-                    .on_upgrade(move |socket| session(app, socket))
+                ws.on_upgrade(move |socket| session(app, socket))
             }),
         )
+        .websocket_config(config)
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("chat on http://{}", listener.local_addr()?);

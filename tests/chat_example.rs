@@ -1,0 +1,266 @@
+//! The chat example as a hostile visitor would try it: a page on another
+//! site, an impostor's nickname, names with control and bidi characters,
+//! and a client joining in a loop. Runs the real example binary.
+#![cfg(all(feature = "router", feature = "json"))]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::{self as ts, client::IntoClientRequest};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use common::TIMEOUT;
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The chat example on a free port, killed when dropped.
+struct Chat {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_chat() -> Chat {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/chat");
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite (`cargo test --all-features`), which builds the examples",
+        path.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new(path)
+        .args(["--listen", &addr.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(started.elapsed() < TIMEOUT, "the chat never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Chat { child, addr }
+}
+
+/// Opens the chat's WebSocket with this `Origin` (or none); the handshake
+/// status when refused.
+async fn open(addr: SocketAddr, origin: Option<&str>) -> Result<(Client, String), u16> {
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut client, _)) => {
+            let welcome = next_json(&mut client).await;
+            assert_eq!(welcome["type"], "welcome");
+            let id = welcome["id"].as_str().unwrap().to_owned();
+            Ok((client, id))
+        }
+        Err(ts::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(err) => panic!("{err}"),
+    }
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        match timeout(TIMEOUT, client.next()).await.unwrap() {
+            Some(Ok(ts::Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// The next message of this type (others are skipped).
+async fn next_of(client: &mut Client, kind: &str) -> Value {
+    loop {
+        let msg = next_json(client).await;
+        if msg["type"] == kind {
+            return msg;
+        }
+    }
+}
+
+async fn send(client: &mut Client, value: Value) {
+    client
+        .send(ts::Message::text(value.to_string()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn only_pages_it_served_may_connect() {
+    let chat = start_chat().await;
+    let addr = chat.addr;
+    assert_eq!(
+        open(addr, Some("http://evil.example")).await.err(),
+        Some(403)
+    );
+    assert_eq!(
+        open(addr, Some(&format!("http://127.0.0.1:{}", addr.port() + 1)))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert!(open(addr, Some(&format!("http://{addr}"))).await.is_ok());
+    // Not a browser (no Origin): let in.
+    assert!(open(addr, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn nicknames_are_unique_in_a_room_and_messages_carry_the_sender_id() {
+    let chat = start_chat().await;
+    let (mut alice, alice_id) = open(chat.addr, None).await.unwrap();
+    let (mut mallory, mallory_id) = open(chat.addr, None).await.unwrap();
+    send(
+        &mut alice,
+        json!({"type": "join", "room": "lobby", "nick": "alice"}),
+    )
+    .await;
+    next_of(&mut alice, "presence").await;
+    send(
+        &mut mallory,
+        json!({"type": "join", "room": "lobby", "nick": "Alice"}),
+    )
+    .await;
+    let refused = next_of(&mut mallory, "error").await;
+    assert!(
+        refused["text"].as_str().unwrap().contains("taken"),
+        "{refused}"
+    );
+    // Another room, the same nickname: fine.
+    send(
+        &mut mallory,
+        json!({"type": "join", "room": "other", "nick": "alice"}),
+    )
+    .await;
+    next_of(&mut mallory, "presence").await;
+    send(&mut alice, json!({"type": "say", "text": "hi"})).await;
+    let msg = next_of(&mut alice, "message").await;
+    assert_eq!(msg["id"], alice_id.as_str());
+    assert_ne!(alice_id, mallory_id);
+}
+
+#[tokio::test]
+async fn names_with_control_or_bidi_characters_are_refused() {
+    let chat = start_chat().await;
+    let (mut client, _) = open(chat.addr, None).await.unwrap();
+    for (room, nick) in [
+        ("lobby", "nul\u{0}"),
+        ("lobby", "esc\u{1b}[31m"),
+        ("lobby", "\u{202e}ecila"),
+        ("lob\u{200b}by", "bob"),
+        ("lobby\u{2066}", "bob"),
+    ] {
+        send(
+            &mut client,
+            json!({"type": "join", "room": room, "nick": nick}),
+        )
+        .await;
+        let error = next_of(&mut client, "error").await;
+        assert!(
+            error["text"].as_str().unwrap().contains("characters"),
+            "{room:?} {nick:?}: {error}"
+        );
+    }
+    send(
+        &mut client,
+        json!({"type": "join", "room": "lobby", "nick": "bob"}),
+    )
+    .await;
+    next_of(&mut client, "presence").await;
+    send(
+        &mut client,
+        json!({"type": "say", "text": "evil\u{202e}txt.exe"}),
+    )
+    .await;
+    assert!(next_of(&mut client, "error").await["text"]
+        .as_str()
+        .unwrap()
+        .contains("text-direction"));
+}
+
+#[tokio::test]
+async fn a_join_loop_does_not_flood_the_room() {
+    let chat = start_chat().await;
+    // 20 members in the room, one of them counting what it receives.
+    let mut members = Vec::new();
+    for i in 0..20 {
+        let (mut member, _) = open(chat.addr, None).await.unwrap();
+        send(
+            &mut member,
+            json!({"type": "join", "room": "lobby", "nick": format!("m{i}")}),
+        )
+        .await;
+        next_of(&mut member, "presence").await;
+        members.push(member);
+    }
+    let mut watcher = members.pop().unwrap();
+    // Let the presence rounds of those joins pass.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    while timeout(Duration::from_millis(100), watcher.next())
+        .await
+        .is_ok()
+    {}
+
+    let (mut flooder, _) = open(chat.addr, None).await.unwrap();
+    let joins: Vec<ts::Message> = (0..2000)
+        .map(|i| {
+            let room = if i % 2 == 0 { "lobby" } else { "elsewhere" };
+            ts::Message::text(
+                json!({"type": "join", "room": room, "nick": format!("f{i}")}).to_string(),
+            )
+        })
+        .collect();
+    for join in joins {
+        flooder.feed(join).await.unwrap();
+    }
+    flooder.flush().await.unwrap();
+
+    // What one member receives over the next two seconds.
+    let (mut bytes, mut presence) = (0usize, 0usize);
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(Ok(msg))) = timeout(until - Instant::now(), watcher.next()).await {
+        if let ts::Message::Text(text) = msg {
+            bytes += text.len();
+            presence += usize::from(text.contains("\"presence\""));
+        }
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    // Five joins in the burst, two more over two seconds (each with its
+    // notices), and at most one list per 250 ms.
+    assert!(presence <= 10, "{presence} presence updates");
+    assert!(bytes < 16 * 1024, "{bytes} bytes to one member");
+    // The flooder was told to slow down.
+    assert!(next_of(&mut flooder, "error").await["text"]
+        .as_str()
+        .unwrap()
+        .contains("too many joins"));
+}
