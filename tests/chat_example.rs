@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,55 +16,17 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self as ts, client::IntoClientRequest};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::TIMEOUT;
+use common::{example_path, start_example, Example, TIMEOUT};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The chat example on a free port, killed when dropped.
-struct Chat {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_chat() -> Chat {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/chat");
-    assert!(
-        path.exists(),
-        "{} is missing: run the whole suite (`cargo test --all-features`), which builds the examples",
-        path.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = Command::new(path)
-        .args(["--listen", &addr.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(started.elapsed() < TIMEOUT, "the chat never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Chat { child, addr }
+/// The chat example, listening on a port of its own.
+async fn start_chat() -> Example {
+    let mut command = Command::new(example_path("chat"));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info");
+    start_example(command)
 }
 
 /// Opens the chat's WebSocket with this `Origin` (or none); the handshake

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
 
-use common::TIMEOUT;
+use common::{example_path, start_example, TIMEOUT};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -190,35 +190,6 @@ async fn request_heads_up_to_the_limit_are_served_and_larger_get_431() {
     );
 }
 
-/// The examples' directory next to this test binary.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
-
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something accepts connections on `addr`.
-async fn wait_for(addr: SocketAddr) {
-    let started = Instant::now();
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(started.elapsed() < TIMEOUT, "{addr} never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// CPU seconds a process has used, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -234,26 +205,24 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[tokio::test]
 async fn out_of_descriptors_the_server_backs_off_and_recovers() {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     // The echo example with room for about 40 descriptors.
-    let mut child = std::process::Command::new("prlimit")
+    let mut command = std::process::Command::new("prlimit");
+    command
         .arg("--nofile=48")
-        .arg(example("echo"))
-        .arg(addr.to_string())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(addr).await;
+        .arg(example_path("echo"))
+        .arg("127.0.0.1:0");
+    let echo = start_example(command);
+    let addr = echo.addr;
     let mut held = Vec::new();
     for _ in 0..80 {
         held.push(TcpStream::connect(addr).await.unwrap());
     }
     // Out of descriptors, with clients waiting: it must not spin.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = cpu_seconds(child.id());
+    let pid = echo.child.id();
+    let before = cpu_seconds(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let spent = cpu_seconds(child.id()) - before;
+    let spent = cpu_seconds(pid) - before;
     assert!(
         spent < 0.5,
         "{spent} CPU seconds in 2 s: the accept loop spins"
@@ -275,20 +244,14 @@ async fn out_of_descriptors_the_server_backs_off_and_recovers() {
         }
         assert!(started.elapsed() < TIMEOUT, "never recovered");
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
 async fn sigterm_closes_every_websocket_with_1001_and_exits() {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut child = std::process::Command::new(example("echo"))
-        .arg(addr.to_string())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(addr).await;
+    let mut command = std::process::Command::new(example_path("echo"));
+    command.arg("127.0.0.1:0");
+    let mut echo = start_example(command);
+    let addr = echo.addr;
     let mut clients = Vec::new();
     for _ in 0..3 {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
@@ -297,7 +260,7 @@ async fn sigterm_closes_every_websocket_with_1001_and_exits() {
         clients.push(ws);
     }
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &echo.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -310,7 +273,7 @@ async fn sigterm_closes_every_websocket_with_1001_and_exits() {
     drop(clients);
     let started = Instant::now();
     let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = echo.child.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed() < TIMEOUT, "the server did not exit");

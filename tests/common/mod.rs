@@ -320,3 +320,75 @@ fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
         (frame, at + len)
     })
 }
+
+/// An example's binary running on a port of its own choosing, killed when
+/// dropped.
+#[derive(Debug)]
+pub struct Example {
+    pub addr: SocketAddr,
+    pub child: std::process::Child,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of an example's binary, which `cargo test` builds beside the
+/// tests.
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite (`cargo test --all-features`), which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// Starts `command` (an example given `127.0.0.1:0` to listen on) and
+/// reads the address it reports (`ws://ADDR` or `http://ADDR` in a line of
+/// its output), so that no two tests race for a port.
+pub fn start_example(mut command: std::process::Command) -> Example {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        // Reads the pipe to its end, so the child never blocks on it.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { return };
+                let Some(at) = line.find("://") else { continue };
+                let addr: String = line[at + 3..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                if let Ok(addr) = addr.parse::<SocketAddr>() {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(TIMEOUT)
+        .expect("the example never said where it listens");
+    Example { addr, child }
+}
