@@ -105,6 +105,9 @@ mod config;
 mod error;
 #[cfg(feature = "router")]
 pub mod extract;
+#[cfg(feature = "__fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "router")]
 mod handler;
 pub mod hub;

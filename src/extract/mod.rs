@@ -30,6 +30,8 @@
 
 pub(crate) mod body;
 mod path;
+#[cfg(feature = "__fuzz")]
+pub(crate) use path::deserialize as path_deserialize;
 pub mod rejection;
 
 use std::convert::Infallible;

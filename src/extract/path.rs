@@ -53,6 +53,12 @@ impl<S: Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     }
 }
 
+/// Deserializes path parameters as `Path<T>` does (for the fuzz target).
+#[cfg(feature = "__fuzz")]
+pub(crate) fn deserialize<T: DeserializeOwned>(params: &[(Arc<str>, String)]) -> Result<T, String> {
+    T::deserialize(Params(params)).map_err(|err| err.0)
+}
+
 /// The deserializer's error: a message for the 400 body.
 #[derive(Debug)]
 struct Error(String);

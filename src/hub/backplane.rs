@@ -86,12 +86,15 @@ fn encode(node: [u8; 16], msg: &Message, room: Option<&str>) -> Option<Bytes> {
         // Control frames are per connection, never broadcast.
         _ => return None,
     };
+    // The flag, not the length, says whether there is a room: a room
+    // named "" must not reach other processes as a broadcast to all.
+    let room_flag = if room.is_some() { 2 } else { 0 };
     let room = room.unwrap_or("").as_bytes();
     let room_len = u16::try_from(room.len()).ok()?;
     let mut buf = BytesMut::with_capacity(20 + room.len() + payload.len());
     buf.put_u8(VERSION);
     buf.put_slice(&node);
-    buf.put_u8(u8::from(text) | if room.is_empty() { 0 } else { 2 });
+    buf.put_u8(u8::from(text) | room_flag);
     buf.put_u16(room_len);
     buf.put_slice(room);
     buf.put_slice(&payload);
@@ -102,6 +105,21 @@ struct Envelope {
     node: [u8; 16],
     room: Option<String>,
     msg: Message,
+}
+
+/// Decodes an envelope and encodes it again (for the fuzz target): what
+/// decodes must survive a round trip unchanged.
+#[cfg(feature = "__fuzz")]
+pub(crate) fn round_trip(bytes: &[u8]) {
+    let Some(envelope) = decode(bytes) else {
+        return;
+    };
+    let again = encode(envelope.node, &envelope.msg, envelope.room.as_deref())
+        .expect("a decoded data message encodes");
+    let back = decode(&again).expect("an encoded envelope decodes");
+    assert_eq!(back.node, envelope.node);
+    assert_eq!(back.room, envelope.room);
+    assert_eq!(back.msg, envelope.msg);
 }
 
 fn decode(bytes: &[u8]) -> Option<Envelope> {
@@ -218,6 +236,9 @@ mod tests {
             (Message::text("héllo"), Some("lobby")),
             (Message::binary(vec![0u8, 1, 2]), None),
             (Message::text(""), Some("r")),
+            // Found by the fuzz target: a room named "" is still a room,
+            // not a broadcast to every connection of the other processes.
+            (Message::text("x"), Some("")),
         ] {
             let decoded = decode(&encode(node, &msg, room).unwrap()).unwrap();
             assert_eq!(decoded.node, node);

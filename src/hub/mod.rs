@@ -30,6 +30,8 @@
 
 #[cfg(feature = "redis")]
 mod backplane;
+#[cfg(all(feature = "redis", feature = "__fuzz"))]
+pub(crate) use backplane::round_trip as fuzz_envelope;
 #[cfg(feature = "router")]
 pub(crate) mod hooks;
 mod outbox;

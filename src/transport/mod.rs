@@ -42,6 +42,9 @@ use tokio::net::TcpStream;
 /// How long a lingering close may drain the socket.
 const LINGER: Duration = Duration::from_secs(2);
 
+#[cfg(feature = "__fuzz")]
+pub(crate) use frames::FrameTracker;
+#[cfg(not(feature = "__fuzz"))]
 use frames::FrameTracker;
 use tcp::SharedTcp;
 
