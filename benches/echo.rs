@@ -46,6 +46,9 @@ fn main() {
 #[path = "common/setup.rs"]
 mod setup;
 use setup::env_or;
+#[path = "common/echo_example.rs"]
+mod echo_example;
+use echo_example::{hyperws_echo_binary, wait_until_listening};
 
 /// A server process under test.
 struct Server {
@@ -108,28 +111,6 @@ fn orchestrate() {
         }
         run_all(&servers).await;
     });
-}
-
-/// The release build of `examples/echo.rs`, built if missing.
-fn hyperws_echo_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/release/deps/echo-HASH -> target/release/examples/echo
-    let release = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--example", "echo"])
-        .status()
-        .expect("cargo build --release --example echo");
-    assert!(status.success(), "building the echo example failed");
-    release.join("examples").join("echo")
-}
-
-async fn wait_until_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "server on {addr} never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[derive(Clone, Copy)]

@@ -49,7 +49,7 @@ impl Default for Config {
         Self {
             read_buffer_size: 64 * KIB,
             write_buffer_size: 16 * KIB,
-            max_write_buffer_size: 64 * KIB,
+            max_write_buffer_size: 16 * KIB,
             max_message_size: Some(4 * MIB),
             max_frame_size: Some(4 * MIB),
             accept_unmasked_frames: false,
@@ -93,7 +93,8 @@ impl Config {
     }
 
     /// The most unwritten output a connection may hold before it stops
-    /// taking more. Default: 64 KiB.
+    /// taking more. Default: 16 KiB (values under
+    /// [`write_buffer_size`](Self::write_buffer_size) are raised to it).
     ///
     /// While more than this waits for a peer that does not read, `send`
     /// waits (backpressure), and nothing more is read from that peer, so

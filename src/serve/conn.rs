@@ -168,16 +168,13 @@ impl Connection {
                 res = conn.as_mut() => return Ok(res?),
                 () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
                 () = idle => {
+                    // No stream to finish: a graceful close would only wait
+                    // on a peer that may never answer again.
                     tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
-                    conn.as_mut().graceful_shutdown();
+                    return Ok(());
                 }
             }
-            // A graceful close waits for the peer; bound that too.
-            let grace = limits.idle_timeout.unwrap_or(Duration::from_secs(30));
-            return match tokio::time::timeout(grace, conn).await {
-                Ok(res) => Ok(res?),
-                Err(_) => Ok(()),
-            };
+            return Ok(conn.await?);
         }
         let service = self.service(None);
         let conn = http1::Builder::new()
