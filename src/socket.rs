@@ -5,13 +5,15 @@ use std::fmt;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use std::future::Future;
 
+use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -84,6 +86,32 @@ pub struct WebSocket {
     keepalive: Option<Keepalive>,
     /// Keepalive gave up on the peer while sending; the reader is told.
     timed_out: bool,
+    /// After `split`: the two halves' wakers, and the waker that wakes
+    /// them (see [`Halves`]).
+    halves: Option<(Arc<Halves>, Waker)>,
+}
+
+/// The wakers of a split socket's two halves, behind one waker that wakes
+/// both. tungstenite keeps a single waker for write readiness, so whichever
+/// half flushed last would take the other's wake-up: a writer waiting for a
+/// full socket could then wait forever while its reader keeps reading. Each
+/// half polls through this instead; a half's slot is emptied when its poll
+/// completes, so only a half that is waiting gets woken.
+#[derive(Debug, Default)]
+struct Halves {
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+}
+
+impl Wake for Halves {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader.wake();
+        self.writer.wake();
+    }
 }
 
 /// A message at least this large leaves tungstenite with large buffers.
@@ -131,6 +159,7 @@ impl WebSocket {
             shutdown_handle: None,
             keepalive: None,
             timed_out: false,
+            halves: None,
         };
         if let Some(prefix) = prefix {
             socket.activate(prefix, false);
@@ -240,13 +269,13 @@ impl WebSocket {
             return;
         }
         let frame = CloseFrame::new(crate::close_code::AWAY, "server shutting down");
-        let mut this = Pin::new(&mut *self);
-        if let Poll::Ready(Ok(())) = this.as_mut().poll_ready(cx) {
-            if let Err(err) = this.as_mut().start_send(Message::Close(Some(frame))) {
+        // The inner sink operations: this runs inside a half's poll.
+        if let Poll::Ready(Ok(())) = self.poll_ready_inner(cx) {
+            if let Err(err) = Pin::new(&mut *self).start_send(Message::Close(Some(frame))) {
                 tracing::debug!(%err, "could not queue the shutdown close frame");
             }
             // The flush completes in `poll_read`, which flushes when idle.
-            let _ = this.poll_flush(cx);
+            let _ = self.poll_flush_inner(cx);
         }
     }
 
@@ -458,7 +487,9 @@ impl WebSocket {
     /// # }
     /// ```
     #[must_use]
-    pub fn split(self) -> (WebSocketSender, WebSocketReceiver) {
+    pub fn split(mut self) -> (WebSocketSender, WebSocketReceiver) {
+        let halves = Arc::new(Halves::default());
+        self.halves = Some((halves.clone(), Waker::from(halves)));
         let protocol = self.protocol.clone();
         let peer_addr = self.peer_addr();
         let (sink, stream) = StreamExt::split(self);
@@ -618,6 +649,31 @@ impl WebSocket {
         }
     }
 
+    /// Runs one poll of a half of a split socket with the waker that wakes
+    /// both halves (see [`Halves`]); unsplit, just runs it.
+    fn poll_half<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: bool,
+        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let Some((halves, waker)) = &self.halves else {
+            return poll(self, cx);
+        };
+        let (halves, waker) = (halves.clone(), waker.clone());
+        let slot = if writer {
+            &halves.writer
+        } else {
+            &halves.reader
+        };
+        slot.register(cx.waker());
+        let result = poll(self, &mut Context::from_waker(&waker));
+        if result.is_ready() {
+            slot.take();
+        }
+        result
+    }
+
     /// Flushes; but when an incoming message is already waiting, the bytes
     /// are deferred instead: the next flush writes them together with the
     /// replies to what is waiting, and if the session awaits anything else
@@ -638,7 +694,7 @@ impl WebSocket {
                 stream.get_mut().set_defer(false);
                 flushed.map_err(Error::from_tungstenite)
             }
-            _ => Pin::new(&mut *self).poll_flush(cx),
+            _ => self.poll_flush_inner(cx),
         }
     }
 }
@@ -660,11 +716,12 @@ impl Stream for WebSocket {
         // of frames already buffered is handled in slices, and the tasks it
         // wakes (a hub's writers above all) run in between.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let this = self.get_mut();
-        let item = match this.peeked.take() {
-            Some(item) => Poll::Ready(item),
-            None => this.poll_read(cx),
-        };
+        let item = self
+            .get_mut()
+            .poll_half(cx, false, |this, cx| match this.peeked.take() {
+                Some(item) => Poll::Ready(item),
+                None => this.poll_read(cx),
+            });
         if item.is_ready() {
             coop.made_progress();
         }
@@ -675,15 +732,8 @@ impl Stream for WebSocket {
 impl Sink<Message> for WebSocket {
     type Error = Error;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_keepalive_sending(cx)?;
-        let limit = self.write_limit;
-        let mut stream = Pin::new(self.stream()?);
-        // Room for another message only once the queue is under the limit.
-        if stream.get_ref().unwritten() > limit {
-            std::task::ready!(stream.as_mut().poll_flush(cx)).map_err(Error::from_tungstenite)?;
-        }
-        stream.poll_ready(cx).map_err(Error::from_tungstenite)
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_half(cx, true, Self::poll_ready_inner)
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
@@ -701,7 +751,30 @@ impl Sink<Message> for WebSocket {
             .map_err(Error::from_tungstenite)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_half(cx, true, Self::poll_flush_inner)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_half(cx, true, Self::poll_close_inner)
+    }
+}
+
+/// The sink operations, polled with the waker [`WebSocket::poll_half`]
+/// chooses.
+impl WebSocket {
+    fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_keepalive_sending(cx)?;
+        let limit = self.write_limit;
+        let mut stream = Pin::new(self.stream()?);
+        // Room for another message only once the queue is under the limit.
+        if stream.get_ref().unwritten() > limit {
+            std::task::ready!(stream.as_mut().poll_flush(cx)).map_err(Error::from_tungstenite)?;
+        }
+        stream.poll_ready(cx).map_err(Error::from_tungstenite)
+    }
+
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match &mut self.inner {
             // Dormant means everything was written already.
             Inner::Dormant(_) => Poll::Ready(Ok(())),
@@ -712,7 +785,7 @@ impl Sink<Message> for WebSocket {
         }
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.closing = true;
         if let Some(transport) = self.transport_mut() {
             transport.linger_on_drop();
