@@ -63,13 +63,6 @@ impl Keepalive {
         }
     }
 
-    /// Whether the timer's deadline has passed, without registering the
-    /// caller to be woken: for a sender half, which must not take the
-    /// timer's wake-up away from the reader.
-    pub(crate) fn is_due(&self) -> bool {
-        Instant::now() >= self.timer.deadline()
-    }
-
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Due> {
         loop {
             std::task::ready!(self.timer.as_mut().poll(cx));
@@ -81,7 +74,7 @@ impl Keepalive {
 
     /// The timer's deadline passed: what is due, if anything; the timer is
     /// set for the next deadline either way.
-    pub(crate) fn fire(&mut self) -> Option<Due> {
+    fn fire(&mut self) -> Option<Due> {
         let now = Instant::now();
         if std::mem::take(&mut self.heard) {
             // Traffic during a burst that has not settled yet: it is now.

@@ -186,18 +186,15 @@ impl WebSocket {
         self.keepalive_due(cx, due)
     }
 
-    /// Keepalive for a sender: looks at the timer without taking its
-    /// wake-up from the reader, so a session that only sends (a split
+    /// Keepalive for a sender: a session that only sends (or a split
     /// sender whose receiver waits elsewhere) still pings and still finds a
-    /// dead peer.
+    /// dead peer. A split sender polls the timer with the waker of both
+    /// halves, so the reader keeps its wake-up; no clock is read per send.
     fn poll_keepalive_sending(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         let Some(keepalive) = self.keepalive.as_mut() else {
             return Ok(());
         };
-        if !keepalive.is_due() {
-            return Ok(());
-        }
-        let Some(due) = keepalive.fire() else {
+        let Poll::Ready(due) = keepalive.poll(cx) else {
             return Ok(());
         };
         match self.keepalive_due(cx, due) {
