@@ -8,11 +8,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{client_frame, handshake, serve_ws, FrameReader, TIMEOUT};
+use common::{client_frame, serve_ws, FrameReader, TIMEOUT};
 use futures_util::StreamExt;
 use hyperws::hub::Hub;
 use hyperws::{Config, Message, WebSocket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
@@ -78,17 +78,7 @@ fn start() -> (SocketAddr, mpsc::UnboundedReceiver<Event>) {
 
 /// Connects raw, with a small receive buffer; returns after "ready".
 async fn raw_member(addr: SocketAddr, recv_buffer: u32) -> FrameReader {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(recv_buffer).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream.write_all(&handshake("")).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let stream = common::small_buffer_websocket(addr, recv_buffer).await;
     let mut reader = FrameReader::new_from(stream);
     assert_eq!(reader.expect().await.payload, b"ready");
     reader

@@ -9,11 +9,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{handshake, FrameReader, TIMEOUT};
+use common::{FrameReader, TIMEOUT};
 use hyperws::hub::Hub;
 use hyperws::routing::get;
 use hyperws::{Message, Router, WebSocketUpgrade};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 const MEMBERS: usize = 10;
@@ -24,16 +23,7 @@ const SIZE: usize = 32 * 1024;
 
 /// Connects with a small receive buffer and waits for "ready".
 async fn member(addr: SocketAddr) -> FrameReader {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream.write_all(&handshake("")).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
+    let stream = common::small_buffer_websocket(addr, 4096).await;
     let mut reader = FrameReader::new_from(stream);
     assert_eq!(reader.expect().await.payload, b"ready");
     reader

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{client_frame, handshake, raw, serve_ws, FrameReader, TIMEOUT};
 use futures_util::{SinkExt, StreamExt};
 use hyperws::{Config, WebSocket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
@@ -109,17 +109,7 @@ async fn a_ping_flood_from_a_peer_that_never_reads_stops_being_read() {
     let addr = serve_ws(Config::default(), common::echo).await;
     // A client with a small receive buffer, so that the server's pongs back
     // up quickly.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream.write_all(&handshake("")).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut stream = common::small_buffer_websocket(addr, 4096).await;
 
     // 100 pings with 125-byte payloads per write, until a write stays
     // blocked for a second (the server stopped reading) or 64 MiB went out.

@@ -392,3 +392,22 @@ pub fn start_example(mut command: std::process::Command) -> Example {
         .expect("the example never said where it listens");
     Example { addr, child }
 }
+
+/// A raw WebSocket connection with a small kernel receive buffer (so that
+/// what the server sends backs up quickly), after its 101; nothing read
+/// past the response head.
+pub async fn small_buffer_websocket(addr: SocketAddr, recv_buffer: u32) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(recv_buffer).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(&handshake("")).await.unwrap();
+    // Byte by byte, so that no frame after the head is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    stream
+}
