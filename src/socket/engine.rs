@@ -1,0 +1,485 @@
+//! The machinery under [`WebSocket`]: handing the socket to tungstenite
+//! and back (dormancy), deferred flushes, keepalive, the server's shutdown,
+//! and failing a connection with the right close code.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, Sink, Stream};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{Inner, WebSocket};
+use crate::keepalive::{Due, Keepalive};
+use crate::message::{CloseFrame, Message, Utf8Bytes};
+use crate::sessions::Shutdown;
+use crate::transport::Transport;
+use crate::Error;
+
+/// A message at least this large leaves tungstenite with large buffers.
+const HEAVY: usize = 32 * 1024;
+/// How long a connection with large buffers keeps them once idle. Dropping
+/// and growing them again for every large message would cost page faults.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+/// The read buffer when tungstenite takes over with little data waiting.
+const SMALL_READ: usize = 4 * 1024;
+
+impl WebSocket {
+    pub(crate) fn new(
+        transport: Transport,
+        prefix: Option<Vec<u8>>,
+        config: WebSocketConfig,
+        write_limit: usize,
+        protocol: Option<Utf8Bytes>,
+        peer_addr: Option<SocketAddr>,
+    ) -> Self {
+        let mut socket = Self {
+            inner: Inner::Dormant(transport),
+            config,
+            write_limit,
+            protocol,
+            peer_addr,
+            peeked: None,
+            closing: false,
+            heavy: false,
+            moved: false,
+            release: None,
+            shutdown: None,
+            shutdown_handle: None,
+            keepalive: None,
+            timed_out: false,
+            halves: None,
+        };
+        if let Some(prefix) = prefix {
+            socket.activate(prefix, false);
+        }
+        socket
+    }
+
+    /// Pings the peer when quiet, and gives up on it when silent.
+    pub(crate) fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sends a keepalive ping, or fails the connection when the last one
+    /// went unanswered. Returns the error to hand to the reader.
+    pub(super) fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        if std::mem::take(&mut self.timed_out) {
+            return Some(Error::timeout());
+        }
+        let due = match self.keepalive.as_mut()?.poll(cx) {
+            Poll::Ready(due) => due,
+            Poll::Pending => return None,
+        };
+        self.keepalive_due(cx, due)
+    }
+
+    /// Keepalive for a sender: a session that only sends (or a split
+    /// sender whose receiver waits elsewhere) still pings and still finds a
+    /// dead peer. A split sender polls the timer with the waker of both
+    /// halves, so the reader keeps its wake-up; no clock is read per send.
+    pub(super) fn poll_keepalive_sending(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let Some(keepalive) = self.keepalive.as_mut() else {
+            return Ok(());
+        };
+        let Poll::Ready(due) = keepalive.poll(cx) else {
+            return Ok(());
+        };
+        match self.keepalive_due(cx, due) {
+            Some(err) => {
+                self.timed_out = true;
+                Err(err)
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn keepalive_due(&mut self, cx: &mut Context<'_>, due: Due) -> Option<Error> {
+        if self.closing {
+            return None;
+        }
+        match due {
+            Due::Ping => {
+                if let Ok(stream) = self.stream() {
+                    let mut stream = Pin::new(stream);
+                    if let Poll::Ready(Ok(())) = stream.as_mut().poll_ready(cx) {
+                        let ping = tokio_tungstenite::tungstenite::Message::Ping(Bytes::new());
+                        let _ = stream.as_mut().start_send(ping);
+                        // Written out by the flush `poll_read` does when idle.
+                        let _ = stream.poll_flush(cx);
+                    }
+                }
+                None
+            }
+            Due::Dead => {
+                let err = Error::timeout();
+                self.closing = true;
+                self.fail(cx, crate::close_code::ERROR, &err);
+                // Drop the socket now: the lingering close drains it in the
+                // background, bounded in time.
+                self.inner = Inner::Gone;
+                Some(err)
+            }
+        }
+    }
+
+    /// Closes with 1001 when the server shuts down gracefully.
+    pub(crate) fn with_shutdown(mut self, shutdown: Option<Shutdown>) -> Self {
+        self.shutdown = shutdown
+            .as_ref()
+            .map(|s| Box::pin(s.token.clone().cancelled_owned()));
+        self.shutdown_handle = shutdown;
+        self
+    }
+
+    /// Hands the graceful-shutdown close over to the caller (a hub writer,
+    /// which must send what it has queued before the close, and which the
+    /// server then waits for).
+    pub(crate) fn take_shutdown(&mut self) -> Option<Shutdown> {
+        self.shutdown = None;
+        self.shutdown_handle.take()
+    }
+
+    /// Starts the close handshake for the server's shutdown, after what is
+    /// already queued.
+    pub(super) fn poll_shutdown(&mut self, cx: &mut Context<'_>) {
+        let Some(shutdown) = &mut self.shutdown else {
+            return;
+        };
+        if shutdown.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        self.shutdown = None;
+        if self.closing {
+            return;
+        }
+        let frame = CloseFrame::new(crate::close_code::AWAY, "server shutting down");
+        // The inner sink operations: this runs inside a half's poll.
+        if let Poll::Ready(Ok(())) = self.poll_ready_inner(cx) {
+            if let Err(err) = Pin::new(&mut *self).start_send(Message::Close(Some(frame))) {
+                tracing::debug!(%err, "could not queue the shutdown close frame");
+            }
+            // The flush completes in `poll_read`, which flushes when idle.
+            let _ = self.poll_flush_inner(cx);
+        }
+    }
+
+    /// Hands the socket to tungstenite, with bytes already read from it.
+    /// With little data waiting, tungstenite gets a small read buffer: a
+    /// few messages then cost a small allocation, not a large one.
+    pub(super) fn activate(&mut self, part: Vec<u8>, more_waiting: bool) {
+        let Inner::Dormant(transport) = std::mem::replace(&mut self.inner, Inner::Gone) else {
+            return;
+        };
+        let mut config = self.config;
+        if !more_waiting {
+            config = config.read_buffer_size(config.read_buffer_size.min(SMALL_READ));
+        }
+        // tokio-tungstenite's constructor is async in name only: it is ready
+        // on its first poll.
+        let stream =
+            WebSocketStream::from_partially_read(transport, part, Role::Server, Some(config));
+        if let Some(stream) = stream.now_or_never() {
+            self.inner = Inner::Active(Box::new(stream));
+        }
+    }
+
+    /// Puts tungstenite and its buffers away; only the socket is kept.
+    pub(super) fn sleep(&mut self) {
+        if let Inner::Active(stream) = std::mem::replace(&mut self.inner, Inner::Gone) {
+            let transport = stream.into_inner();
+            transport.release();
+            self.inner = Inner::Dormant(transport);
+        }
+        self.heavy = false;
+        self.release = None;
+    }
+
+    /// Whether an idle, flushed connection at a frame boundary may drop
+    /// tungstenite's buffers now. Large buffers are kept until a whole
+    /// `RELEASE_AFTER` passes without traffic. The timer is set once and
+    /// looked at when it fires, so busy connections do not pay for it per
+    /// message.
+    pub(super) fn poll_may_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.heavy {
+            return Poll::Ready(());
+        }
+        let timer = self
+            .release
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
+        std::task::ready!(timer.as_mut().poll(cx));
+        if std::mem::take(&mut self.moved) {
+            // Traffic since the timer was set: look again later.
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + RELEASE_AFTER);
+            let _ = timer.as_mut().poll(cx);
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    pub(super) fn note_moved(&mut self, len: usize) {
+        self.moved = true;
+        self.heavy |= len >= HEAVY;
+    }
+
+    /// tungstenite's stream, woken from dormancy if need be.
+    pub(super) fn stream(&mut self) -> Result<&mut WebSocketStream<Transport>, Error> {
+        if matches!(self.inner, Inner::Dormant(_)) {
+            self.activate(Vec::new(), false);
+        }
+        match &mut self.inner {
+            Inner::Active(stream) => Ok(&mut **stream),
+            _ => Err(Error::closed()),
+        }
+    }
+
+    pub(super) fn transport_mut(&mut self) -> Option<&mut Transport> {
+        match &mut self.inner {
+            Inner::Active(stream) => Some(stream.get_mut()),
+            Inner::Dormant(transport) => Some(transport),
+            Inner::Gone => None,
+        }
+    }
+
+    /// Reads one message, answering a peer's protocol fault with the right
+    /// close frame. When there is nothing to read it flushes what is queued
+    /// and, if tungstenite then holds nothing, lets it go dormant.
+    pub(super) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_shutdown(cx);
+        if let Some(err) = self.poll_keepalive(cx) {
+            return Poll::Ready(Some(Err(err)));
+        }
+        let poll = self.poll_read_frames(cx);
+        if poll.is_pending() {
+            if let Some(keepalive) = &mut self.keepalive {
+                keepalive.settle();
+            }
+        }
+        poll
+    }
+
+    pub(super) fn poll_read_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            match &mut self.inner {
+                Inner::Gone => return Poll::Ready(None),
+                Inner::Dormant(transport) => {
+                    // Wait for bytes without any buffer of tungstenite's.
+                    let mut buf = [0u8; 1024];
+                    let mut read = ReadBuf::new(&mut buf);
+                    match Pin::new(transport).poll_read(cx, &mut read) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(err)) => {
+                            self.inner = Inner::Gone;
+                            return Poll::Ready(Some(Err(Error::from_tungstenite(err.into()))));
+                        }
+                        // Data, or the end of the stream: tungstenite sorts it out.
+                        Poll::Ready(Ok(())) => {
+                            let more_waiting = read.remaining() == 0;
+                            let part = read.filled().to_vec();
+                            self.activate(part, more_waiting);
+                        }
+                    }
+                }
+                Inner::Active(stream) => {
+                    // A peer that does not read what it is sent is not read
+                    // from either: what it is owed (pongs above all) would
+                    // otherwise pile up without bound.
+                    if stream.get_ref().unwritten() > self.write_limit {
+                        match Pin::new(&mut *stream).poll_flush(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(err)) => {
+                                return Poll::Ready(Some(Err(self.failed(err))));
+                            }
+                            Poll::Pending if stream.get_ref().unwritten() > self.write_limit => {
+                                return Poll::Pending;
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    let item = match Pin::new(&mut *stream).poll_next(cx) {
+                        Poll::Ready(item) => item,
+                        Poll::Pending => {
+                            // Always flush: tungstenite may owe the peer a pong.
+                            match Pin::new(&mut *stream).poll_flush(cx) {
+                                Poll::Ready(Ok(())) => {}
+                                Poll::Ready(Err(err)) => {
+                                    return Poll::Ready(Some(Err(self.failed(err))));
+                                }
+                                Poll::Pending => return Poll::Pending,
+                            }
+                            if self.closing
+                                || !stream.get_ref().at_rest()
+                                || self.poll_may_sleep(cx).is_pending()
+                            {
+                                return Poll::Pending;
+                            }
+                            self.sleep();
+                            // Poll the socket itself, so the waker is its own.
+                            continue;
+                        }
+                    };
+                    return Poll::Ready(match item {
+                        None => {
+                            self.closing = true;
+                            None
+                        }
+                        Some(Ok(msg)) => {
+                            let msg = Message::from_tungstenite(msg);
+                            self.note_moved(msg.len());
+                            if let Some(keepalive) = &mut self.keepalive {
+                                keepalive.heard();
+                            }
+                            if matches!(msg, Message::Close(_)) {
+                                self.closing = true;
+                                // Send tungstenite's reply now: the session
+                                // may drop the socket as soon as it sees this.
+                                if let Inner::Active(stream) = &mut self.inner {
+                                    let _ = Pin::new(&mut **stream).poll_flush(cx);
+                                }
+                            }
+                            Some(Ok(msg))
+                        }
+                        Some(Err(err)) => {
+                            let err = self.failed(err);
+                            if let Some(code) = err.close_code() {
+                                self.fail(cx, code, &err);
+                            }
+                            Some(Err(err))
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn failed(&mut self, err: tokio_tungstenite::tungstenite::Error) -> Error {
+        self.closing = true;
+        Error::from_tungstenite(err)
+    }
+
+    /// Tells the peer why the connection is being failed. One attempt: a
+    /// peer that broke the protocol and does not read gets no more time.
+    pub(super) fn fail(&mut self, cx: &mut Context<'_>, code: u16, err: &Error) {
+        tracing::debug!(%err, code, "failing WebSocket connection");
+        let reason = match code {
+            crate::close_code::INVALID => "invalid UTF-8 in text message",
+            crate::close_code::SIZE => "message too big",
+            crate::close_code::ERROR => "keepalive timeout",
+            _ => "protocol error",
+        };
+        let frame = Some(CloseFrame::new(code, reason).into_tungstenite());
+        // A dormant connection is woken up to say it.
+        if let Ok(stream) = self.stream() {
+            let mut stream = Pin::new(stream);
+            if let Poll::Ready(Ok(())) = stream.as_mut().poll_ready(cx) {
+                let msg = tokio_tungstenite::tungstenite::Message::Close(frame);
+                if stream.as_mut().start_send(msg).is_ok() {
+                    let _ = stream.poll_flush(cx);
+                }
+            }
+        }
+        if let Some(transport) = self.transport_mut() {
+            transport.linger_on_drop();
+        }
+    }
+
+    /// Runs one poll of a half of a split socket with the waker that wakes
+    /// both halves (see [`Halves`]); unsplit, just runs it.
+    pub(super) fn poll_half<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: bool,
+        poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let Some((halves, waker)) = &self.halves else {
+            return poll(self, cx);
+        };
+        let (halves, waker) = (halves.clone(), waker.clone());
+        let slot = if writer {
+            &halves.writer
+        } else {
+            &halves.reader
+        };
+        slot.register(cx.waker());
+        let result = poll(self, &mut Context::from_waker(&waker));
+        if result.is_ready() {
+            slot.take();
+        }
+        result
+    }
+
+    /// Flushes; but when an incoming message is already waiting, the bytes
+    /// are deferred instead: the next flush writes them together with the
+    /// replies to what is waiting, and if the session awaits anything else
+    /// first, the transport's flusher writes them as soon as its task
+    /// yields (see `transport::tcp`).
+    pub(super) fn poll_flush_batched(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.peeked.is_none() {
+            // Nothing to read: this flushes (and may go dormant).
+            if let Poll::Ready(item) = self.poll_read(cx) {
+                self.peeked = Some(item);
+            }
+        }
+        let busy = matches!(self.peeked, Some(Some(Ok(_))));
+        match &mut self.inner {
+            Inner::Active(stream) if busy && stream.get_ref().can_defer() => {
+                stream.get_mut().set_defer(true);
+                let flushed = Pin::new(&mut **stream).poll_flush(cx);
+                stream.get_mut().set_defer(false);
+                flushed.map_err(Error::from_tungstenite)
+            }
+            _ => self.poll_flush_inner(cx),
+        }
+    }
+}
+
+/// The sink operations, polled with the waker [`WebSocket::poll_half`]
+/// chooses.
+impl WebSocket {
+    pub(super) fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_keepalive_sending(cx)?;
+        let limit = self.write_limit;
+        let mut stream = Pin::new(self.stream()?);
+        // Room for another message only once the queue is under the limit.
+        if stream.get_ref().unwritten() > limit {
+            std::task::ready!(stream.as_mut().poll_flush(cx)).map_err(Error::from_tungstenite)?;
+        }
+        stream.poll_ready(cx).map_err(Error::from_tungstenite)
+    }
+
+    pub(super) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match &mut self.inner {
+            // Dormant means everything was written already.
+            Inner::Dormant(_) => Poll::Ready(Ok(())),
+            Inner::Gone => Poll::Ready(Err(Error::closed())),
+            Inner::Active(stream) => Pin::new(stream)
+                .poll_flush(cx)
+                .map_err(Error::from_tungstenite),
+        }
+    }
+
+    pub(super) fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.closing = true;
+        if let Some(transport) = self.transport_mut() {
+            transport.linger_on_drop();
+        }
+        let stream = self.stream()?;
+        Pin::new(stream)
+            .poll_close(cx)
+            .map_err(Error::from_tungstenite)
+    }
+}

@@ -1,0 +1,276 @@
+//! The two halves of a split [`WebSocket`], and the waker they share.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::task::AtomicWaker;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+
+use super::WebSocket;
+use crate::message::{CloseFrame, Message, Utf8Bytes};
+use crate::Error;
+
+/// The wakers of a split socket's two halves, behind one waker that wakes
+/// both. tungstenite keeps a single waker for write readiness, so whichever
+/// half flushed last would take the other's wake-up: a writer waiting for a
+/// full socket could then wait forever while its reader keeps reading. Each
+/// half polls through this instead; a half's slot is emptied when its poll
+/// completes, so only a half that is waiting gets woken.
+#[derive(Debug, Default)]
+pub(super) struct Halves {
+    pub(super) reader: AtomicWaker,
+    pub(super) writer: AtomicWaker,
+}
+
+impl Wake for Halves {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader.wake();
+        self.writer.wake();
+    }
+}
+
+/// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+///
+/// Each [`send`](Self::send) flushes; to batch, [`feed`](SinkExt::feed)
+/// several messages and [`flush`](Self::flush) once.
+pub struct WebSocketSender {
+    pub(super) inner: SplitSink<WebSocket, Message>,
+    pub(super) protocol: Option<Utf8Bytes>,
+    pub(super) peer_addr: Option<SocketAddr>,
+}
+
+impl WebSocketSender {
+    /// Sends a message and flushes it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`WebSocket::send`].
+    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        SinkExt::send(&mut self.inner, msg.into()).await
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`WebSocket::send`].
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send(Message::Text(text.into())).await
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`WebSocket::send`].
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into())).await
+    }
+
+    /// Serializes a value as JSON and sends it as a text message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`WebSocket::send_json`].
+    #[cfg(feature = "json")]
+    pub async fn send_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.send(crate::json::to_message(value)?).await
+    }
+
+    /// Writes out every queued message.
+    ///
+    /// # Errors
+    ///
+    /// When the socket fails or the connection is closed.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        SinkExt::flush(&mut self.inner).await
+    }
+
+    /// Starts the close handshake; see [`WebSocket::close`].
+    ///
+    /// # Errors
+    ///
+    /// When the socket fails or the connection was already closed.
+    pub async fn close(&mut self, code: u16, reason: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        let frame = CloseFrame::new(code, reason);
+        self.send(Message::Close(Some(frame))).await
+    }
+
+    /// The subprotocol chosen during the handshake, if any.
+    #[must_use]
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The peer's address, when known.
+    #[must_use]
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// Puts the two halves back together.
+    ///
+    /// # Errors
+    ///
+    /// Gives both halves back when they come from different sockets.
+    pub fn reunite(self, receiver: WebSocketReceiver) -> Result<WebSocket, ReuniteError> {
+        let WebSocketSender {
+            inner,
+            protocol,
+            peer_addr,
+        } = self;
+        let WebSocketReceiver {
+            inner: stream,
+            protocol: rx_protocol,
+            peer_addr: rx_peer,
+        } = receiver;
+        stream.reunite(inner).map_err(|err| {
+            ReuniteError(Box::new((
+                WebSocketSender {
+                    inner: err.0,
+                    protocol,
+                    peer_addr,
+                },
+                WebSocketReceiver {
+                    inner: err.1,
+                    protocol: rx_protocol,
+                    peer_addr: rx_peer,
+                },
+            )))
+        })
+    }
+}
+
+/// The halves given to [`WebSocketSender::reunite`] came from different
+/// sockets; they are handed back.
+pub struct ReuniteError(Box<(WebSocketSender, WebSocketReceiver)>);
+
+impl ReuniteError {
+    /// The two halves, unchanged.
+    #[must_use]
+    pub fn into_parts(self) -> (WebSocketSender, WebSocketReceiver) {
+        *self.0
+    }
+}
+
+impl fmt::Debug for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReuniteError").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the sender and receiver come from different WebSockets")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
+
+impl fmt::Debug for WebSocketSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketSender")
+            .field("protocol", &self.protocol)
+            .field("peer_addr", &self.peer_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink<Message> for WebSocketSender {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        Pin::new(&mut self.inner).start_send(msg)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
+pub struct WebSocketReceiver {
+    pub(super) inner: SplitStream<WebSocket>,
+    pub(super) protocol: Option<Utf8Bytes>,
+    pub(super) peer_addr: Option<SocketAddr>,
+}
+
+impl WebSocketReceiver {
+    /// Receives the next message, or `None` once the connection is closed.
+    /// Cancel safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.inner.next().await
+    }
+
+    /// Receives the next data message and parses it as JSON; see
+    /// [`WebSocket::recv_json`].
+    #[cfg(feature = "json")]
+    pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
+        recv_json_from(&mut self.inner).await
+    }
+
+    /// The subprotocol chosen during the handshake, if any.
+    #[must_use]
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The peer's address, when known.
+    #[must_use]
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+}
+
+impl fmt::Debug for WebSocketReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketReceiver")
+            .field("protocol", &self.protocol)
+            .field("peer_addr", &self.peer_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for WebSocketReceiver {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+/// Reads a stream of messages until one decodes as JSON (or it ends).
+#[cfg(feature = "json")]
+pub(super) async fn recv_json_from<S, T>(stream: &mut S) -> Option<Result<T, Error>>
+where
+    S: Stream<Item = Result<Message, Error>> + Unpin,
+    T: serde::de::DeserializeOwned,
+{
+    loop {
+        match crate::json::decode(stream.next().await?) {
+            crate::json::Decoded::Skip => continue,
+            crate::json::Decoded::End => return None,
+            crate::json::Decoded::Item(item) => return Some(item),
+        }
+    }
+}
