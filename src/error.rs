@@ -12,8 +12,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// It is opaque on purpose, so it can grow without breaking anyone: ask it
 /// what happened with the `is_*` predicates. Its `Display` text is for
-/// people and logs, not for matching.
+/// people and logs, not for matching, and says only what went wrong at this
+/// level; the cause, when there is one, is its
+/// [`source`](std::error::Error::source) (print the chain to see it). One
+/// pointer wide, so `Result`s stay small on the hot path.
 pub struct Error {
+    inner: Box<ErrorImpl>,
+}
+
+struct ErrorImpl {
     kind: Kind,
     source: Option<BoxError>,
 }
@@ -46,25 +53,26 @@ enum Kind {
 }
 
 impl Error {
-    fn new(kind: Kind, source: impl Into<BoxError>) -> Self {
+    fn from_parts(kind: Kind, source: Option<BoxError>) -> Self {
         Self {
-            kind,
-            source: Some(source.into()),
+            inner: Box::new(ErrorImpl { kind, source }),
         }
+    }
+
+    fn new(kind: Kind, source: impl Into<BoxError>) -> Self {
+        Self::from_parts(kind, Some(source.into()))
+    }
+
+    fn kind(&self) -> Kind {
+        self.inner.kind
     }
 
     pub(crate) fn closed() -> Self {
-        Self {
-            kind: Kind::Closed,
-            source: None,
-        }
+        Self::from_parts(Kind::Closed, None)
     }
 
     pub(crate) fn timeout() -> Self {
-        Self {
-            kind: Kind::Timeout,
-            source: None,
-        }
+        Self::from_parts(Kind::Timeout, None)
     }
 
     #[cfg(feature = "redis")]
@@ -78,10 +86,7 @@ impl Error {
     }
 
     pub(crate) fn slow_consumer() -> Self {
-        Self {
-            kind: Kind::SlowConsumer,
-            source: None,
-        }
+        Self::from_parts(Kind::SlowConsumer, None)
     }
 
     pub(crate) fn upgrade(err: hyper::Error) -> Self {
@@ -105,9 +110,9 @@ impl Error {
             _ => Kind::Protocol,
         };
         match err {
-            ts::Error::ConnectionClosed | ts::Error::AlreadyClosed => Self { kind, source: None },
+            ts::Error::ConnectionClosed | ts::Error::AlreadyClosed => Self::from_parts(kind, None),
             // Keep the message out of the error: it may be megabytes.
-            ts::Error::WriteBufferFull(_) => Self { kind, source: None },
+            ts::Error::WriteBufferFull(_) => Self::from_parts(kind, None),
             other => Self::new(kind, other),
         }
     }
@@ -115,34 +120,34 @@ impl Error {
     /// The connection is already closed; further sends or receives fail.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.kind == Kind::Closed
+        self.kind() == Kind::Closed
     }
 
     /// A transport error: the peer went away without a close handshake, the
     /// socket was reset, I/O failed.
     #[must_use]
     pub fn is_io(&self) -> bool {
-        self.kind == Kind::Io
+        self.kind() == Kind::Io
     }
 
     /// The peer broke the WebSocket protocol (bad framing, unmasked frame,
     /// reset without a close handshake...). The server answered with 1002.
     #[must_use]
     pub fn is_protocol(&self) -> bool {
-        self.kind == Kind::Protocol
+        self.kind() == Kind::Protocol
     }
 
     /// A text message was not valid UTF-8. The server answered with 1007.
     #[must_use]
     pub fn is_utf8(&self) -> bool {
-        self.kind == Kind::Utf8
+        self.kind() == Kind::Utf8
     }
 
     /// An incoming message or frame was larger than the configured maximum.
     /// The server answered with 1009.
     #[must_use]
     pub fn is_too_large(&self) -> bool {
-        self.kind == Kind::TooLarge
+        self.kind() == Kind::TooLarge
     }
 
     /// tungstenite refused to queue a message. hyperws configures it so that
@@ -150,39 +155,46 @@ impl Error {
     /// this is kept only for errors converted from tungstenite elsewhere.
     #[must_use]
     pub fn is_write_buffer_full(&self) -> bool {
-        self.kind == Kind::WriteBufferFull
+        self.kind() == Kind::WriteBufferFull
     }
 
     /// The peer stayed silent after a keepalive ping for the whole pong
     /// timeout; the connection was closed with 1011.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        self.kind == Kind::Timeout
+        self.kind() == Kind::Timeout
     }
 
     /// The peer read too slowly: its [`Hub`](crate::hub::Hub) queue
     /// overflowed and the slow-consumer policy closed the connection.
     #[must_use]
     pub fn is_slow_consumer(&self) -> bool {
-        self.kind == Kind::SlowConsumer
+        self.kind() == Kind::SlowConsumer
     }
 
     /// hyper could not hand over the connection after the 101 response.
     #[must_use]
     pub fn is_upgrade(&self) -> bool {
-        self.kind == Kind::Upgrade
+        self.kind() == Kind::Upgrade
     }
 
     /// A message was not the JSON the handler asked for.
     #[must_use]
     pub fn is_json(&self) -> bool {
-        self.kind == Kind::Json
+        self.kind() == Kind::Json
+    }
+
+    /// The hub's Redis backplane could not be set up (a bad URL, or no
+    /// tokio runtime to run it on).
+    #[must_use]
+    pub fn is_backplane(&self) -> bool {
+        self.kind() == Kind::Backplane
     }
 
     /// The close code the server sends when this error ends a connection,
     /// or `None` when the error is not the peer's fault.
     pub(crate) fn close_code(&self) -> Option<u16> {
-        match self.kind {
+        match self.kind() {
             Kind::Protocol => Some(close_code::PROTOCOL),
             Kind::Utf8 => Some(close_code::INVALID),
             Kind::TooLarge => Some(close_code::SIZE),
@@ -191,7 +203,7 @@ impl Error {
     }
 
     fn description(&self) -> &'static str {
-        match self.kind {
+        match self.kind() {
             Kind::Closed => "connection closed",
             Kind::Io => "transport error",
             Kind::Protocol => "WebSocket protocol error",
@@ -210,8 +222,8 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut t = f.debug_tuple("hyperws::Error");
-        t.field(&self.kind);
-        if let Some(source) = &self.source {
+        t.field(&self.inner.kind);
+        if let Some(source) = &self.inner.source {
             t.field(source);
         }
         t.finish()
@@ -220,17 +232,42 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.description()),
-            None => f.write_str(self.description()),
-        }
+        // Only this level: the cause is `source()`, which reporters print.
+        f.write_str(self.description())
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<(), Error>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn display_is_this_level_and_the_cause_is_the_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe broke");
+        let err = Error::new(Kind::Io, cause);
+        assert_eq!(err.to_string(), "transport error");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert_eq!(source.to_string(), "pipe broke");
+        assert!(err.is_io() && !err.is_backplane());
+        assert!(Error::closed().is_closed());
+        assert!(std::error::Error::source(&Error::closed()).is_none());
     }
 }

@@ -435,7 +435,8 @@ pub struct DefaultOnFailedUpgrade;
 
 impl OnFailedUpgrade for DefaultOnFailedUpgrade {
     fn call(self, error: Error) {
-        tracing::warn!(%error, "WebSocket upgrade failed");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        tracing::warn!(%error, ?cause, "WebSocket upgrade failed");
     }
 }
 

@@ -197,8 +197,12 @@ async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart(
 #[test]
 fn a_bad_url_or_no_runtime_is_a_clear_error() {
     let err = Hub::builder().redis("http://nope").unwrap_err();
+    assert!(err.is_backplane(), "{err:?}");
     assert!(err.to_string().contains("backplane"), "{err}");
-    // A valid URL, but no tokio runtime to run the backplane on.
+    // A valid URL, but no tokio runtime to run the backplane on: the
+    // error says what failed, its source why.
     let err = Hub::builder().redis("redis://127.0.0.1:1/").unwrap_err();
-    assert!(err.to_string().contains("runtime"), "{err}");
+    assert!(err.is_backplane(), "{err:?}");
+    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    assert!(cause.contains("runtime"), "{cause}");
 }

@@ -361,7 +361,11 @@ async fn main() -> std::io::Result<()> {
         Some(url) => match Hub::builder().redis(&url) {
             Ok(builder) => builder.redis_channel("hyperws-chat").build(),
             Err(err) => {
-                eprintln!("chat: {err}");
+                // The error says what failed; its source says why.
+                match std::error::Error::source(&err) {
+                    Some(cause) => eprintln!("chat: {err}: {cause}"),
+                    None => eprintln!("chat: {err}"),
+                }
                 std::process::exit(2);
             }
         },

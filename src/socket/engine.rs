@@ -163,7 +163,8 @@ impl WebSocket {
         // The inner sink operations: this runs inside a half's poll.
         if let Poll::Ready(Ok(())) = self.poll_ready_inner(cx) {
             if let Err(err) = Pin::new(&mut *self).start_send(Message::Close(Some(frame))) {
-                tracing::debug!(%err, "could not queue the shutdown close frame");
+                let cause = std::error::Error::source(&err).map(ToString::to_string);
+                tracing::debug!(%err, ?cause, "could not queue the shutdown close frame");
             }
             // The flush completes in `poll_read`, which flushes when idle.
             let _ = self.poll_flush_inner(cx);
@@ -374,7 +375,8 @@ impl WebSocket {
     /// Tells the peer why the connection is being failed. One attempt: a
     /// peer that broke the protocol and does not read gets no more time.
     pub(super) fn fail(&mut self, cx: &mut Context<'_>, code: u16, err: &Error) {
-        tracing::debug!(%err, code, "failing WebSocket connection");
+        let cause = std::error::Error::source(err).map(ToString::to_string);
+        tracing::debug!(%err, ?cause, code, "failing WebSocket connection");
         let reason = match code {
             crate::close_code::INVALID => "invalid UTF-8 in text message",
             crate::close_code::SIZE => "message too big",
