@@ -203,6 +203,8 @@ fn a_bad_url_or_no_runtime_is_a_clear_error() {
     // error says what failed, its source why.
     let err = Hub::builder().redis("redis://127.0.0.1:1/").unwrap_err();
     assert!(err.is_backplane(), "{err:?}");
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("runtime"), "{cause}");
 }
