@@ -10,8 +10,8 @@ mod common;
 use std::process::Command;
 
 use common::{
-    client_frame, example_path, handshake, raw, start_example, Example, FrameReader, RawFrame,
-    TIMEOUT,
+    client_frame, client_frame_zero_mask, example_path, handshake, raw, start_example, Example,
+    FrameReader, RawFrame, TIMEOUT,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -28,32 +28,6 @@ async fn open(echo: &Example) -> FrameReader {
     let res = raw(echo.addr, &handshake("")).await;
     assert_eq!(res.status, 101);
     FrameReader::new(res)
-}
-
-/// A masked frame with a given first byte and an arbitrary second-byte
-/// length field (for control frames that lie about their length).
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    client_frame(first, payload)
-}
-
-/// A masked frame with the all-zero masking key (legal, §5.3), built
-/// without touching the payload: for the large messages.
-fn zero_masked(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
 }
 
 impl FrameReader {
@@ -98,12 +72,12 @@ async fn reserved_bits_fail_the_connection_5_2() {
         (0x70, "all three"),
     ] {
         let mut ws = open(&echo).await;
-        ws.send(&frame(0x81 | bits, b"hello")).await;
+        ws.send(&client_frame(0x81 | bits, b"hello")).await;
         ws.expect_close(1002, case).await;
     }
     // On a control frame too.
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x89 | 0x40, b"")).await;
+    ws.send(&client_frame(0x89 | 0x40, b"")).await;
     ws.expect_close(1002, "RSV1 on a ping").await;
 }
 
@@ -112,7 +86,7 @@ async fn reserved_opcodes_fail_the_connection_5_2() {
     let echo = echo().await;
     for opcode in [0x3u8, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF] {
         let mut ws = open(&echo).await;
-        ws.send(&frame(0x80 | opcode, b"x")).await;
+        ws.send(&client_frame(0x80 | opcode, b"x")).await;
         ws.expect_close(1002, &format!("opcode {opcode:#x}")).await;
     }
 }
@@ -123,25 +97,25 @@ async fn control_frames_follow_5_5() {
     // A ping of 125 bytes (the most allowed) is answered with the same.
     let mut ws = open(&echo).await;
     let payload = vec![b'p'; 125];
-    ws.send(&frame(0x89, &payload)).await;
+    ws.send(&client_frame(0x89, &payload)).await;
     let pong = ws.expect().await;
     assert_eq!((pong.opcode(), pong.payload), (0xA, payload));
     // An empty ping too.
-    ws.send(&frame(0x89, b"")).await;
+    ws.send(&client_frame(0x89, b"")).await;
     let pong = ws.expect().await;
     assert_eq!((pong.opcode(), pong.payload.len()), (0xA, 0));
     // An unsolicited pong is ignored (§5.5.3): the next message echoes.
-    ws.send(&frame(0x8A, b"unasked")).await;
-    ws.send(&frame(0x81, b"after")).await;
+    ws.send(&client_frame(0x8A, b"unasked")).await;
+    ws.send(&client_frame(0x81, b"after")).await;
     assert_eq!(ws.expect().await.payload, b"after");
 
     // 126 bytes is too long for a control frame.
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x89, &[0u8; 126])).await;
+    ws.send(&client_frame(0x89, &[0u8; 126])).await;
     ws.expect_close(1002, "ping of 126 bytes").await;
     // Control frames must not be fragmented.
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x09, b"frag")).await;
+    ws.send(&client_frame(0x09, b"frag")).await;
     ws.expect_close(1002, "fragmented ping").await;
 }
 
@@ -149,11 +123,11 @@ async fn control_frames_follow_5_5() {
 async fn fragmented_messages_are_reassembled_with_control_frames_between_5_4() {
     let echo = echo().await;
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x01, b"Hel")).await;
-    ws.send(&frame(0x89, b"mid")).await;
-    ws.send(&frame(0x00, b"")).await;
-    ws.send(&frame(0x00, b"lo, ")).await;
-    ws.send(&frame(0x80, b"world")).await;
+    ws.send(&client_frame(0x01, b"Hel")).await;
+    ws.send(&client_frame(0x89, b"mid")).await;
+    ws.send(&client_frame(0x00, b"")).await;
+    ws.send(&client_frame(0x00, b"lo, ")).await;
+    ws.send(&client_frame(0x80, b"world")).await;
     // The ping is answered before the message completes.
     let pong = ws.expect().await;
     assert_eq!((pong.opcode(), pong.payload), (0xA, b"mid".to_vec()));
@@ -163,11 +137,11 @@ async fn fragmented_messages_are_reassembled_with_control_frames_between_5_4() {
         (0x1, b"Hello, world".to_vec())
     );
     // A binary message in many one-byte fragments.
-    let mut bytes = frame(0x02, &[0]);
+    let mut bytes = client_frame(0x02, &[0]);
     for i in 1..99u8 {
-        bytes.extend(frame(0x00, &[i]));
+        bytes.extend(client_frame(0x00, &[i]));
     }
-    bytes.extend(frame(0x80, &[99]));
+    bytes.extend(client_frame(0x80, &[99]));
     ws.send(&bytes).await;
     let binary = ws.expect().await;
     assert_eq!(binary.payload, (0..100u8).collect::<Vec<_>>());
@@ -177,13 +151,13 @@ async fn fragmented_messages_are_reassembled_with_control_frames_between_5_4() {
 async fn fragmentation_errors_fail_the_connection_5_4() {
     let echo = echo().await;
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x80, b"no start")).await;
+    ws.send(&client_frame(0x80, b"no start")).await;
     ws.expect_close(1002, "continuation without a message")
         .await;
 
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x01, b"start")).await;
-    ws.send(&frame(0x81, b"new message inside")).await;
+    ws.send(&client_frame(0x01, b"start")).await;
+    ws.send(&client_frame(0x81, b"new message inside")).await;
     ws.expect_close(1002, "a new data frame inside a fragmented message")
         .await;
 }
@@ -194,9 +168,9 @@ async fn text_must_be_utf8_8_1() {
     // Valid: a four-byte character split across three fragments.
     let mut ws = open(&echo).await;
     let smile = "🙂".as_bytes();
-    ws.send(&frame(0x01, &smile[..1])).await;
-    ws.send(&frame(0x00, &smile[1..3])).await;
-    ws.send(&frame(0x80, &smile[3..])).await;
+    ws.send(&client_frame(0x01, &smile[..1])).await;
+    ws.send(&client_frame(0x00, &smile[1..3])).await;
+    ws.send(&client_frame(0x80, &smile[3..])).await;
     assert_eq!(ws.expect().await.payload, smile);
 
     for (bytes, case) in [
@@ -206,20 +180,20 @@ async fn text_must_be_utf8_8_1() {
         (&[0xf4, 0x90, 0x80, 0x80][..], "above U+10FFFF"),
     ] {
         let mut ws = open(&echo).await;
-        ws.send(&frame(0x81, bytes)).await;
+        ws.send(&client_frame(0x81, bytes)).await;
         ws.expect_close(1007, case).await;
     }
 
     // Fail fast: invalid bytes in the first fragment are refused before
     // the message ends (the rest is never sent).
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x01, b"ok so far \xff")).await;
+    ws.send(&client_frame(0x01, b"ok so far \xff")).await;
     ws.expect_close(1007, "invalid inside a fragmented message")
         .await;
     // A truncated character at the end of the message is invalid too.
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x01, b"cut ")).await;
-    ws.send(&frame(0x80, &smile[..2])).await;
+    ws.send(&client_frame(0x01, b"cut ")).await;
+    ws.send(&client_frame(0x80, &smile[..2])).await;
     ws.expect_close(1007, "truncated character").await;
 }
 
@@ -233,12 +207,12 @@ async fn close_codes_and_reasons_follow_5_5_1_and_7_4() {
         let mut ws = open(&echo).await;
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice("bye ✓".as_bytes());
-        ws.send(&frame(0x88, &payload)).await;
+        ws.send(&client_frame(0x88, &payload)).await;
         ws.expect_close(code, &format!("code {code}")).await;
     }
     // An empty close is answered with a close (§5.5.1).
     let mut ws = open(&echo).await;
-    ws.send(&frame(0x88, b"")).await;
+    ws.send(&client_frame(0x88, b"")).await;
     let got = ws.close_code_after(|f| panic!("{f:?}")).await;
     assert!(got.is_none() || got == Some(1000), "{got:?}");
 
@@ -255,7 +229,7 @@ async fn close_codes_and_reasons_follow_5_5_1_and_7_4() {
         (vec![0x03, 0xe8, 0xff], 1007, "reason not UTF-8"),
     ] {
         let mut ws = open(&echo).await;
-        ws.send(&frame(0x88, &payload)).await;
+        ws.send(&client_frame(0x88, &payload)).await;
         ws.expect_close(expected, case).await;
     }
 }
@@ -265,13 +239,13 @@ async fn messages_of_16_and_64_mib_go_both_ways() {
     let echo = echo().await;
     let mut ws = open(&echo).await;
     let text = vec![b't'; 16 * MIB];
-    ws.send(&zero_masked(0x81, &text)).await;
+    ws.send(&client_frame_zero_mask(0x81, &text)).await;
     let back = ws.expect().await;
     assert_eq!((back.opcode(), back.payload.len()), (0x1, 16 * MIB));
     assert!(back.payload == text);
 
     let binary: Vec<u8> = (0..64 * MIB).map(|i| (i % 253) as u8).collect();
-    ws.send(&zero_masked(0x82, &binary)).await;
+    ws.send(&client_frame_zero_mask(0x82, &binary)).await;
     let back = tokio::time::timeout(TIMEOUT * 3, ws.next())
         .await
         .unwrap()
@@ -280,6 +254,7 @@ async fn messages_of_16_and_64_mib_go_both_ways() {
     assert!(back.payload == binary);
 
     // The echo's limit is 64 MiB: one byte more is refused with 1009.
-    ws.send(&zero_masked(0x82, &vec![0u8; 64 * MIB + 1])).await;
+    ws.send(&client_frame_zero_mask(0x82, &vec![0u8; 64 * MIB + 1]))
+        .await;
     ws.expect_close(1009, "64 MiB + 1").await;
 }

@@ -190,21 +190,35 @@ pub fn handshake(extra: &str) -> Vec<u8> {
 /// A masked client frame (RFC 6455 §5.2) with this first byte and payload.
 pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![first];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
+    let mut frame = masked_header(first, payload.len(), mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
+}
+
+/// The same frame masked with the all-zero key (legal, §5.3), so that the
+/// payload is copied as it is: for the large messages.
+pub fn client_frame_zero_mask(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = masked_header(first, payload.len(), [0; 4]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A client frame's header: first byte, length (7, 16 or 64 bits), mask.
+fn masked_header(first: u8, len: usize, mask: [u8; 4]) -> Vec<u8> {
+    let mut header = vec![first];
+    match len {
+        n if n < 126 => header.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            header.push(0x80 | 126);
+            header.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            header.push(0x80 | 127);
+            header.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    header.extend_from_slice(&mask);
+    header
 }
 
 /// `hyperws::serve` on a fresh loopback port with a graceful-shutdown
