@@ -32,8 +32,6 @@
 mod backplane;
 #[cfg(all(feature = "redis", feature = "__fuzz"))]
 pub(crate) use backplane::round_trip as fuzz_envelope;
-#[cfg(feature = "router")]
-pub(crate) mod hooks;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};
@@ -47,8 +45,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
 use crate::{Error, Message};
-#[cfg(feature = "router")]
-pub use hooks::{Closed, Hooks, Refuse};
 pub use outbox::SlowConsumer;
 use outbox::{Outbox, Refused};
 

@@ -5,7 +5,8 @@
 //!
 //! ```
 //! use hyperws::extract::{Path, State};
-//! use hyperws::hub::{Closed, Connection, Hooks, Hub, Refuse};
+//! use hyperws::hub::{Connection, Hub};
+//! use hyperws::routing::{Closed, Hooks, Refuse};
 //! use hyperws::{Message, Router};
 //!
 //! #[derive(Clone)]
@@ -40,12 +41,12 @@ use std::sync::Arc;
 use http::request::Parts;
 use http::StatusCode;
 
-use super::{Connection, Hub};
+use super::route::{endpoint, Endpoint};
 use crate::extract::rejection::MissingExtension;
 use crate::extract::{FromRequestParts, Request};
 use crate::handler::Handler;
+use crate::hub::{Connection, Hub};
 use crate::response::{Body, IntoResponse, Response};
-use crate::routing::{endpoint, Endpoint};
 use crate::{close_code, CloseFrame, Error, Message, WebSocket};
 
 /// The handlers of a hub route; see [`Router::hub`](crate::Router::hub).
