@@ -63,9 +63,9 @@ fn serve(addr: &str) {
         let app: Router = Router::new().websocket("/ws", move |socket: WebSocket| {
             let hub = hub.clone();
             async move {
-                let (conn, mut incoming) = hub.connect(socket);
+                let (conn, mut inbox) = hub.connect(socket);
                 let mut publisher = false;
-                while let Some(Ok(msg)) = incoming.recv().await {
+                while let Some(Ok(msg)) = inbox.recv().await {
                     if msg.as_text() == Some("pub") {
                         publisher = true;
                     } else if publisher && msg.is_data() {

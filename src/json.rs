@@ -1,6 +1,8 @@
 //! JSON messages: one encoding and one decoding for sockets, split halves
 //! and hub connections.
 
+use std::future::Future;
+
 use crate::{Error, Message};
 
 /// Serializes a value into a text message.
@@ -10,24 +12,25 @@ pub(crate) fn to_message<T: serde::Serialize + ?Sized>(value: &T) -> Result<Mess
         .map_err(Error::json)
 }
 
-/// What an incoming item means to a JSON reader.
-pub(crate) enum Decoded<T> {
-    /// A ping or pong: read on.
-    Skip,
-    /// The peer closed: the reader is done.
-    End,
-    /// A value, or why there is none (bad JSON, or a connection error).
-    Item(Result<T, Error>),
+/// Whatever receives messages: a socket, its receiving half, a hub inbox.
+pub(crate) trait Recv: Send {
+    fn recv_message(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + Send;
 }
 
-/// Parses a text or binary message as JSON.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: Result<Message, Error>) -> Decoded<T> {
-    let parsed = match item {
-        Ok(Message::Text(text)) => serde_json::from_str(&text),
-        Ok(Message::Binary(data)) => serde_json::from_slice(&data),
-        Ok(Message::Ping(_) | Message::Pong(_)) => return Decoded::Skip,
-        Ok(Message::Close(_)) => return Decoded::End,
-        Err(err) => return Decoded::Item(Err(err)),
-    };
-    Decoded::Item(parsed.map_err(Error::json))
+/// Receives messages until one decodes as JSON for `T`: pings and pongs are
+/// skipped, a close ends the reading (`None`), an error or invalid JSON is
+/// returned as it is.
+pub(crate) async fn recv<T: serde::de::DeserializeOwned>(
+    from: &mut impl Recv,
+) -> Option<Result<T, Error>> {
+    loop {
+        let parsed = match from.recv_message().await? {
+            Ok(Message::Text(text)) => serde_json::from_str(&text),
+            Ok(Message::Binary(data)) => serde_json::from_slice(&data),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) => return None,
+            Err(err) => return Some(Err(err)),
+        };
+        return Some(parsed.map_err(Error::json));
+    }
 }

@@ -48,11 +48,11 @@ fn start() -> (SocketAddr, mpsc::UnboundedReceiver<Event>) {
             let addr = serve_ws(Config::default(), move |socket: WebSocket| {
                 let (hub, events) = (hub.clone(), events.clone());
                 async move {
-                    let (conn, mut incoming) = hub.connect(socket);
+                    let (conn, mut inbox) = hub.connect(socket);
                     conn.join("r");
                     conn.send(Message::text("ready"));
                     let _ = events.send(Event::Joined);
-                    while let Some(item) = incoming.recv().await {
+                    while let Some(item) = inbox.recv().await {
                         match item {
                             Ok(msg) if msg.is_data() => {
                                 hub.except(conn.id()).to_room("r", msg);

@@ -30,9 +30,9 @@ async fn start(hub: Hub) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Event
     let addr = serve_ws(Config::default(), move |socket: WebSocket| {
         let (hub, tx) = (hub.clone(), tx.clone());
         async move {
-            let (conn, mut incoming) = hub.connect(socket);
+            let (conn, mut inbox) = hub.connect(socket);
             let _ = tx.send(Event::Joined(conn.id()));
-            while let Some(item) = incoming.recv().await {
+            while let Some(item) = inbox.recv().await {
                 match item {
                     Ok(Message::Text(text)) => match text.strip_prefix("join ") {
                         Some(room) => {
@@ -52,7 +52,7 @@ async fn start(hub: Hub) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Event
                     }
                 }
             }
-            drop(incoming);
+            drop(inbox);
             let _ = tx.send(Event::Left(conn.id()));
         }
     })
@@ -236,9 +236,9 @@ async fn drop_oldest_keeps_a_slow_reader_connected_and_counts() {
     let addr = serve_ws(Config::default(), move |socket: WebSocket| {
         let (hub, tx) = (h.clone(), tx.clone());
         async move {
-            let (conn, mut incoming) = hub.connect(socket);
+            let (conn, mut inbox) = hub.connect(socket);
             let _ = tx.send(conn);
-            while let Some(Ok(_)) = incoming.recv().await {}
+            while let Some(Ok(_)) = inbox.recv().await {}
         }
     })
     .await;
@@ -276,8 +276,8 @@ async fn graceful_shutdown_sends_what_the_hub_queued_then_1001() {
         hyperws::Router::new().websocket("/", move |socket: WebSocket| {
             let hub = h.clone();
             async move {
-                let (_conn, mut incoming) = hub.connect(socket);
-                while let Some(Ok(_)) = incoming.recv().await {}
+                let (_conn, mut inbox) = hub.connect(socket);
+                while let Some(Ok(_)) = inbox.recv().await {}
             }
         });
     let (addr, stop_tx, server) = common::serve_until_stopped(router).await;

@@ -39,10 +39,10 @@ async fn what_was_broadcast_before_the_signal_arrives_before_the_1001() {
             let hub = session_hub.clone();
             async move {
                 ws.on_upgrade(move |socket| async move {
-                    let (conn, mut incoming) = hub.connect(socket);
+                    let (conn, mut inbox) = hub.connect(socket);
                     conn.join("r");
                     conn.send(Message::text("ready"));
-                    while let Some(Ok(_)) = incoming.recv().await {}
+                    while let Some(Ok(_)) = inbox.recv().await {}
                 })
             }
         }),

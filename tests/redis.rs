@@ -77,8 +77,8 @@ async fn instance(hub: Hub) -> std::net::SocketAddr {
     let router: Router = Router::new().websocket("/ws", move |socket: WebSocket| {
         let hub = hub.clone();
         async move {
-            let (conn, mut incoming) = hub.connect(socket);
-            while let Some(Ok(Message::Text(text))) = incoming.recv().await {
+            let (conn, mut inbox) = hub.connect(socket);
+            while let Some(Ok(Message::Text(text))) = inbox.recv().await {
                 match text.strip_prefix("join ") {
                     Some(room) => {
                         conn.join(room);

@@ -271,14 +271,14 @@ impl App {
 }
 
 async fn session(app: App, socket: WebSocket) {
-    let (conn, mut incoming) = app.hub.connect(socket);
+    let (conn, mut inbox) = app.hub.connect(socket);
     if let Ok(welcome) = serde_json::to_string(&ToPage::Welcome {
         id: conn.id().to_string(),
     }) {
         conn.send(welcome);
     }
     let mut joins = JoinLimit::new();
-    while let Some(msg) = incoming.recv_json::<FromPage>().await {
+    while let Some(msg) = inbox.recv_json::<FromPage>().await {
         let error = |text: &str| {
             if let Ok(json) = serde_json::to_string(&ToPage::Error { text }) {
                 conn.send(json);
@@ -322,7 +322,7 @@ async fn session(app: App, socket: WebSocket) {
             Err(_) => break,
         }
     }
-    drop(incoming);
+    drop(inbox);
     app.left(conn.id());
 }
 

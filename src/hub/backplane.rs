@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::Inner;
+use super::registry::Registry;
 use crate::{Message, Utf8Bytes};
 
 /// Envelopes waiting to be published; past this, new ones are dropped.
@@ -56,7 +56,7 @@ impl Backplane {
         runtime: &tokio::runtime::Handle,
         client: redis::Client,
         channel: String,
-        hub: Weak<Inner>,
+        hub: Weak<Registry>,
     ) -> Self {
         let node = node_id();
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
@@ -181,7 +181,12 @@ async fn publish_loop(client: redis::Client, channel: String, mut queue: mpsc::R
     }
 }
 
-async fn subscribe_loop(client: redis::Client, channel: String, node: [u8; 16], hub: Weak<Inner>) {
+async fn subscribe_loop(
+    client: redis::Client,
+    channel: String,
+    node: [u8; 16],
+    hub: Weak<Registry>,
+) {
     let mut attempt = 0;
     let mut lost = false;
     loop {
@@ -214,7 +219,7 @@ async fn subscribe_loop(client: redis::Client, channel: String, node: [u8; 16], 
                 // Our own messages were delivered locally already.
                 Some(envelope) if envelope.node == node => {}
                 Some(envelope) => {
-                    super::deliver_local(&inner, envelope.msg, envelope.room.as_deref(), None);
+                    inner.deliver(envelope.msg, envelope.room.as_deref(), None);
                 }
                 None => tracing::warn!("hub backplane: ignored a message this version cannot read"),
             }

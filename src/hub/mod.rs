@@ -3,28 +3,28 @@
 //!
 //! A `Hub` is a value (no global state): put it in your router state. A
 //! socket joins with [`Hub::connect`], which gives a [`Connection`] handle
-//! (its id, its rooms, sending to it) and an [`Incoming`] stream of what the
+//! (its id, its rooms, sending to it) and an [`Inbox`] of what the
 //! peer sends. Everything sent to a connection goes through its own bounded
 //! queue, emptied by its own writer task, so a slow reader never slows the
 //! others and never makes the server's memory grow: when its queue is full,
-//! the [`SlowConsumer`] policy applies. Dropping `Incoming` (the session is
-//! over) removes the connection from the hub and from every room, once.
+//! the [`SlowConsumer`] policy applies. Dropping the `Inbox` (the connection
+//! is over) removes the connection from the hub and from every room, once.
 //!
 //! ```no_run
 //! use hyperws::hub::Hub;
 //! use hyperws::{Message, WebSocket};
 //!
 //! async fn session(hub: Hub, socket: WebSocket) {
-//!     let (conn, mut incoming) = hub.connect(socket);
+//!     let (conn, mut inbox) = hub.connect(socket);
 //!     conn.join("lobby");
 //!     hub.except(conn.id()).to_room("lobby", Message::text(format!("{} joined", conn.id())));
-//!     while let Some(Ok(msg)) = incoming.recv().await {
+//!     while let Some(Ok(msg)) = inbox.recv().await {
 //!         if msg.is_data() {
 //!             // One `Bytes` shared by every receiver, not a copy each.
 //!             hub.to_room("lobby", msg);
 //!         }
 //!     }
-//!     // `incoming` dropped here: the connection leaves every room.
+//!     // `inbox` dropped here: the connection leaves every room.
 //! }
 //! ```
 
@@ -32,54 +32,22 @@
 mod backplane;
 #[cfg(all(feature = "redis", feature = "__fuzz"))]
 pub(crate) use backplane::round_trip as fuzz_envelope;
+mod connection;
 mod outbox;
+mod registry;
+mod writer;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::{FutureExt, SinkExt};
-use tokio_util::sync::CancellationToken;
-
-use crate::socket::{WebSocket, WebSocketReceiver, WebSocketSender};
-use crate::{Error, Message};
+use crate::socket::WebSocket;
+#[cfg(any(feature = "json", feature = "redis"))]
+use crate::Error;
+use crate::Message;
+pub use connection::{Connection, ConnectionId, Inbox};
+use outbox::Outbox;
 pub use outbox::SlowConsumer;
-use outbox::{Outbox, Refused};
-
-/// How long a closing writer may take to say goodbye to its peer.
-const GOODBYE: Duration = Duration::from_secs(1);
-/// How long a writer may take, on the server's graceful shutdown, to send
-/// what is queued and its 1001; the server's grace period (10 s by
-/// default) bounds the whole shutdown anyway.
-const SHUTDOWN_GOODBYE: Duration = Duration::from_secs(10);
-/// How long a slow consumer's writer keeps trying to deliver its close
-/// frame, behind what the peer has not read yet.
-const SLOW_GOODBYE: Duration = Duration::from_secs(10);
-/// Messages written per flush, at most.
-const BATCH: usize = 64;
-
-/// A connection's id: unique within the process, printable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(u64);
-
-impl ConnectionId {
-    /// The id as a number.
-    #[must_use]
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn-{}", self.0)
-    }
-}
-
-/// Ids are unique across every hub of the process.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+use registry::Registry;
 
 /// Connections, rooms and broadcast. Cheap to clone: clones share the same
 /// connections.
@@ -89,17 +57,11 @@ pub struct Hub {
 }
 
 struct Inner {
-    members: RwLock<HashMap<ConnectionId, Member>>,
-    rooms: RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>,
+    registry: Arc<Registry>,
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
     #[cfg(feature = "redis")]
     backplane: Option<backplane::Backplane>,
-}
-
-struct Member {
-    outbox: Arc<Outbox>,
-    rooms: HashSet<Arc<str>>,
 }
 
 impl fmt::Debug for Hub {
@@ -177,30 +139,24 @@ impl HubBuilder {
     pub fn build(self) -> Hub {
         #[cfg(feature = "redis")]
         let redis = self.redis;
+        let registry = Arc::new(Registry::default());
         Hub {
-            inner: Arc::new_cyclic(|_weak| Inner {
-                members: RwLock::default(),
-                rooms: RwLock::default(),
-                queue_capacity: self.queue_capacity,
-                slow_consumer: self.slow_consumer,
+            inner: Arc::new(Inner {
                 #[cfg(feature = "redis")]
                 backplane: redis.map(|(client, channel, runtime)| {
-                    backplane::Backplane::start(&runtime, client, channel, _weak.clone())
+                    backplane::Backplane::start(
+                        &runtime,
+                        client,
+                        channel,
+                        Arc::downgrade(&registry),
+                    )
                 }),
+                registry,
+                queue_capacity: self.queue_capacity,
+                slow_consumer: self.slow_consumer,
             }),
         }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // The maps stay consistent even if a holder panicked: keep serving.
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Hub {
@@ -222,26 +178,19 @@ impl Hub {
     }
 
     /// Adds a socket to the hub: starts its writer task and returns its
-    /// handle and its incoming messages. Dropping the [`Incoming`] removes
-    /// it again.
-    pub fn connect(&self, socket: WebSocket) -> (Connection, Incoming) {
-        let id = ConnectionId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    /// handle and its incoming messages. Dropping the [`Inbox`] removes it
+    /// again.
+    pub fn connect(&self, mut socket: WebSocket) -> (Connection, Inbox) {
+        let id = ConnectionId::next();
         let outbox = Arc::new(Outbox::new(
             self.inner.queue_capacity,
             self.inner.slow_consumer,
         ));
-        write(&self.inner.members).insert(
-            id,
-            Member {
-                outbox: outbox.clone(),
-                rooms: HashSet::new(),
-            },
-        );
-        let mut socket = socket;
+        self.inner.registry.insert(id, outbox.clone());
         // The writer closes with 1001 on shutdown, after what is queued.
         let shutdown = socket.take_shutdown();
         let (tx, rx) = socket.split();
-        let writer = write_loop(
+        let writer = writer::write_loop(
             tx,
             outbox.clone(),
             shutdown.as_ref().map(|s| s.token.clone()),
@@ -252,19 +201,8 @@ impl Hub {
             Some(shutdown) => shutdown.tracker.spawn(writer),
             None => tokio::spawn(writer),
         };
-        let conn = Connection {
-            id,
-            hub: self.clone(),
-            outbox: outbox.clone(),
-        };
-        let incoming = Incoming {
-            rx,
-            outbox,
-            hub: self.clone(),
-            id,
-            failed: false,
-        };
-        (conn, incoming)
+        let conn = Connection::new(id, self.clone(), outbox.clone());
+        (conn, Inbox::new(rx, outbox, self.clone(), id))
     }
 
     /// Sends `msg` to every connection; returns how many queued it.
@@ -280,7 +218,7 @@ impl Hub {
     /// Sends `msg` to one connection; `false` if it is gone or its queue
     /// refused the message.
     pub fn send_to(&self, id: ConnectionId, msg: impl Into<Message>) -> bool {
-        let outbox = read(&self.inner.members).get(&id).map(|m| m.outbox.clone());
+        let outbox = self.inner.registry.outbox(id);
         outbox.is_some_and(|o| o.push(msg.into()).is_ok())
     }
 
@@ -315,80 +253,48 @@ impl Hub {
 
     /// Puts a connection in a room; `false` if it is gone or already in.
     pub fn join(&self, id: ConnectionId, room: &str) -> bool {
-        let mut members = write(&self.inner.members);
-        let Some(member) = members.get_mut(&id) else {
-            return false;
-        };
-        let room: Arc<str> = Arc::from(room);
-        if !member.rooms.insert(room.clone()) {
-            return false;
-        }
-        write(&self.inner.rooms).entry(room).or_default().insert(id);
-        true
+        self.inner.registry.join(id, room)
     }
 
     /// Takes a connection out of a room; `false` if it was not in.
     pub fn leave(&self, id: ConnectionId, room: &str) -> bool {
-        let mut members = write(&self.inner.members);
-        let Some(member) = members.get_mut(&id) else {
-            return false;
-        };
-        if !member.rooms.remove(room) {
-            return false;
-        }
-        let mut rooms = write(&self.inner.rooms);
-        if let Some(set) = rooms.get_mut(room) {
-            set.remove(&id);
-            if set.is_empty() {
-                rooms.remove(room);
-            }
-        }
-        true
+        self.inner.registry.leave(id, room)
     }
 
     /// The members of a room.
     #[must_use]
     pub fn members(&self, room: &str) -> Vec<ConnectionId> {
-        read(&self.inner.rooms)
-            .get(room)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default()
+        self.inner.registry.members_of(room)
     }
 
     /// How many connections are in a room.
     #[must_use]
     pub fn room_count(&self, room: &str) -> usize {
-        read(&self.inner.rooms).get(room).map_or(0, HashSet::len)
+        self.inner.registry.room_len(room)
     }
 
     /// The rooms that have members.
     #[must_use]
     pub fn rooms(&self) -> Vec<String> {
-        read(&self.inner.rooms)
-            .keys()
-            .map(|r| r.to_string())
-            .collect()
+        self.inner.registry.rooms()
     }
 
     /// The rooms a connection is in.
     #[must_use]
     pub fn rooms_of(&self, id: ConnectionId) -> Vec<String> {
-        read(&self.inner.members)
-            .get(&id)
-            .map(|m| m.rooms.iter().map(|r| r.to_string()).collect())
-            .unwrap_or_default()
+        self.inner.registry.rooms_of(id)
     }
 
     /// How many connections the hub holds.
     #[must_use]
     pub fn connection_count(&self) -> usize {
-        read(&self.inner.members).len()
+        self.inner.registry.len()
     }
 
     /// Whether a connection is in the hub.
     #[must_use]
     pub fn contains(&self, id: ConnectionId) -> bool {
-        read(&self.inner.members).contains_key(&id)
+        self.inner.registry.contains(id)
     }
 
     /// Delivers here, and (with a backplane) to the other processes.
@@ -397,66 +303,8 @@ impl Hub {
         if let Some(backplane) = &self.inner.backplane {
             backplane.publish(&msg, room);
         }
-        deliver_local(&self.inner, msg, room, except)
+        self.inner.registry.deliver(msg, room, except)
     }
-
-    /// Removes a connection from the hub and its rooms; once.
-    fn remove(&self, id: ConnectionId) {
-        let Some(member) = write(&self.inner.members).remove(&id) else {
-            return;
-        };
-        let mut rooms = write(&self.inner.rooms);
-        for room in member.rooms {
-            if let Some(set) = rooms.get_mut(&room) {
-                set.remove(&id);
-                if set.is_empty() {
-                    rooms.remove(&room);
-                }
-            }
-        }
-    }
-}
-
-/// Queues `msg` for this process's members (of `room`, but `except`);
-/// returns how many queued it.
-fn deliver_local(
-    inner: &Inner,
-    msg: Message,
-    room: Option<&str>,
-    except: Option<ConnectionId>,
-) -> usize {
-    // Collect the queues under the lock, push outside it.
-    let targets: Vec<Arc<Outbox>> = {
-        let members = read(&inner.members);
-        match room {
-            None => members
-                .iter()
-                .filter(|(id, _)| Some(**id) != except)
-                .map(|(_, m)| m.outbox.clone())
-                .collect(),
-            Some(room) => {
-                let rooms = read(&inner.rooms);
-                let Some(set) = rooms.get(room) else {
-                    return 0;
-                };
-                set.iter()
-                    .filter(|id| Some(**id) != except)
-                    .filter_map(|id| members.get(id).map(|m| m.outbox.clone()))
-                    .collect()
-            }
-        }
-    };
-    targets
-        .iter()
-        .filter(|outbox| match outbox.push(msg.clone()) {
-            Ok(()) => true,
-            Err(Refused::Overflow) => {
-                tracing::debug!("slow consumer: its queue is full");
-                false
-            }
-            Err(Refused::Closed) => false,
-        })
-        .count()
 }
 
 /// [`Hub`]'s sends, skipping one connection. From [`Hub::except`].
@@ -475,196 +323,5 @@ impl Except<'_> {
     /// Sends to the members of `room` but the skipped one.
     pub fn to_room(self, room: &str, msg: impl Into<Message>) -> usize {
         self.hub.deliver(msg.into(), Some(room), Some(self.id))
-    }
-}
-
-/// One connection of a [`Hub`]: its id, its rooms, its queue. Cheap to
-/// clone; keeps working (as a no-op) after the connection is gone.
-#[derive(Clone)]
-pub struct Connection {
-    id: ConnectionId,
-    hub: Hub,
-    outbox: Arc<Outbox>,
-}
-
-impl fmt::Debug for Connection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection")
-            .field("id", &self.id)
-            .field("queued", &self.outbox.len())
-            .field("dropped", &self.dropped())
-            .finish()
-    }
-}
-
-impl Connection {
-    /// The connection's id.
-    #[must_use]
-    pub fn id(&self) -> ConnectionId {
-        self.id
-    }
-
-    /// Queues a message for this connection; `false` if it is gone or its
-    /// queue refused it.
-    pub fn send(&self, msg: impl Into<Message>) -> bool {
-        self.outbox.push(msg.into()).is_ok()
-    }
-
-    /// Joins a room; `false` if already in or gone.
-    pub fn join(&self, room: &str) -> bool {
-        self.hub.join(self.id, room)
-    }
-
-    /// Leaves a room; `false` if not in.
-    pub fn leave(&self, room: &str) -> bool {
-        self.hub.leave(self.id, room)
-    }
-
-    /// The rooms this connection is in.
-    #[must_use]
-    pub fn rooms(&self) -> Vec<String> {
-        self.hub.rooms_of(self.id)
-    }
-
-    /// How many messages the `DropOldest` policy dropped for this
-    /// connection.
-    #[must_use]
-    pub fn dropped(&self) -> u64 {
-        self.outbox.dropped()
-    }
-}
-
-/// What the peer of a hub connection sends. Dropping it ends the session:
-/// the connection leaves the hub and its rooms, and its writer sends what
-/// is still queued, then closes.
-pub struct Incoming {
-    rx: WebSocketReceiver,
-    outbox: Arc<Outbox>,
-    hub: Hub,
-    id: ConnectionId,
-    failed: bool,
-}
-
-impl fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incoming")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Incoming {
-    /// Receives the next message; `None` once the connection is closed.
-    /// When this connection's queue overflowed under
-    /// [`SlowConsumer::Close`], returns an error for which
-    /// [`Error::is_slow_consumer`] is true, then `None`.
-    ///
-    /// Keep calling it: keepalive pings and the server's shutdown close
-    /// happen while it waits.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        if self.failed {
-            return None;
-        }
-        tokio::select! {
-            biased;
-            () = self.outbox.overflowed() => {
-                self.failed = true;
-                Some(Err(Error::slow_consumer()))
-            }
-            item = self.rx.recv() => item,
-        }
-    }
-
-    /// Receives the next data message as JSON; see
-    /// [`WebSocket::recv_json`].
-    #[cfg(feature = "json")]
-    pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        loop {
-            match crate::json::decode(self.recv().await?) {
-                crate::json::Decoded::Skip => continue,
-                crate::json::Decoded::End => return None,
-                crate::json::Decoded::Item(item) => return Some(item),
-            }
-        }
-    }
-
-    /// The connection's id.
-    #[must_use]
-    pub fn id(&self) -> ConnectionId {
-        self.id
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        self.hub.remove(self.id);
-        self.outbox.finish();
-    }
-}
-
-/// Empties one connection's queue into its socket, a batch per flush. On
-/// the server's graceful shutdown, sends what is queued, then closes with
-/// 1001.
-async fn write_loop(
-    mut tx: WebSocketSender,
-    outbox: Arc<Outbox>,
-    shutdown: Option<CancellationToken>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let shutdown = async {
-        match shutdown {
-            Some(token) => token.cancelled_owned().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(shutdown);
-    loop {
-        let taken = tokio::select! {
-            taken = outbox.take(&mut batch, BATCH) => taken,
-            () = &mut shutdown => {
-                let goodbye = async {
-                    // Whatever is queued now goes out before the close.
-                    while let Some(Ok(())) = outbox.take(&mut batch, BATCH).now_or_never() {
-                        for msg in batch.drain(..) {
-                            tx.feed(msg).await?;
-                        }
-                    }
-                    tx.close(crate::close_code::AWAY, "server shutting down").await
-                };
-                let _ = tokio::time::timeout(SHUTDOWN_GOODBYE, goodbye).await;
-                return;
-            }
-        };
-        match taken {
-            Ok(()) => {
-                let send = async {
-                    for msg in batch.drain(..) {
-                        tx.feed(msg).await?;
-                    }
-                    SinkExt::flush(&mut tx).await
-                };
-                tokio::select! {
-                    sent = send => if sent.is_err() { return },
-                    // The peer stopped reading while this batch was stuck.
-                    () = outbox.overflowed() => {}
-                }
-            }
-            Err(Some(code)) => {
-                // The close frame waits behind what the peer has not read:
-                // it gets a bounded while to read it, then the socket goes.
-                let _ = tokio::time::timeout(SLOW_GOODBYE, tx.close(code, "slow consumer")).await;
-                return;
-            }
-            Err(None) => {
-                // The session is over: write what is owed (a close reply
-                // included), then close unless the peer already did.
-                let goodbye = async {
-                    let _ = SinkExt::flush(&mut tx).await;
-                    let _ = tx.close(crate::close_code::NORMAL, "").await;
-                };
-                let _ = tokio::time::timeout(GOODBYE, goodbye).await;
-                return;
-            }
-        }
     }
 }

@@ -222,7 +222,7 @@ fn hook_request(
 }
 
 async fn run<S: Clone>(socket: WebSocket, hub: Hub, hooks: Arc<Hooks<S>>, parts: Parts, state: S) {
-    let (conn, mut incoming) = hub.connect(socket);
+    let (conn, mut inbox) = hub.connect(socket);
     if let Some(on_connect) = &hooks.connect {
         let res = on_connect(hook_request(&parts, &conn, |_| {}), state.clone()).await;
         let refusal = match res.extensions().get::<CloseFrame>() {
@@ -234,12 +234,12 @@ async fn run<S: Clone>(socket: WebSocket, hub: Hub, hooks: Arc<Hooks<S>>, parts:
         };
         if let Some(frame) = refusal {
             conn.send(Message::Close(Some(frame)));
-            // Dropping `incoming` lets the writer send the close, and leaves.
+            // Dropping `inbox` lets the writer send the close, and leaves.
             return;
         }
     }
     let closed = loop {
-        match incoming.recv().await {
+        match inbox.recv().await {
             Some(Ok(Message::Close(frame))) => break Closed(frame),
             Some(Ok(msg)) if msg.is_data() => {
                 if let Some(on_message) = &hooks.message {
@@ -254,7 +254,7 @@ async fn run<S: Clone>(socket: WebSocket, hub: Hub, hooks: Arc<Hooks<S>>, parts:
             None => break Closed::from_error(&Error::closed()),
         }
     };
-    drop(incoming);
+    drop(inbox);
     if let Some(on_close) = &hooks.close {
         let req = hook_request(&parts, &conn, |ext| {
             ext.insert(closed);

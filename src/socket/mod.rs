@@ -26,8 +26,6 @@ use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::sessions::Shutdown;
 use crate::transport::Transport;
 use crate::Error;
-#[cfg(feature = "json")]
-use split::recv_json_from;
 use split::Halves;
 pub use split::{ReuniteError, WebSocketReceiver, WebSocketSender};
 
@@ -178,7 +176,7 @@ impl WebSocket {
     /// which [`Error::is_json`] is true; the connection stays open.
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        recv_json_from(self).await
+        crate::json::recv(self).await
     }
 
     /// Writes out every queued message.
@@ -318,5 +316,14 @@ impl Sink<Message> for WebSocket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.get_mut().poll_half(cx, true, Self::poll_close_inner)
+    }
+}
+
+#[cfg(feature = "json")]
+impl crate::json::Recv for WebSocket {
+    fn recv_message(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Result<Message, Error>>> + Send {
+        self.recv()
     }
 }

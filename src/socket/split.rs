@@ -226,7 +226,7 @@ impl WebSocketReceiver {
     /// [`WebSocket::recv_json`].
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
-        recv_json_from(&mut self.inner).await
+        crate::json::recv(self).await
     }
 
     /// The subprotocol chosen during the handshake, if any.
@@ -259,18 +259,11 @@ impl Stream for WebSocketReceiver {
     }
 }
 
-/// Reads a stream of messages until one decodes as JSON (or it ends).
 #[cfg(feature = "json")]
-pub(super) async fn recv_json_from<S, T>(stream: &mut S) -> Option<Result<T, Error>>
-where
-    S: Stream<Item = Result<Message, Error>> + Unpin,
-    T: serde::de::DeserializeOwned,
-{
-    loop {
-        match crate::json::decode(stream.next().await?) {
-            crate::json::Decoded::Skip => continue,
-            crate::json::Decoded::End => return None,
-            crate::json::Decoded::Item(item) => return Some(item),
-        }
+impl crate::json::Recv for WebSocketReceiver {
+    fn recv_message(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Result<Message, Error>>> + Send {
+        self.recv()
     }
 }

@@ -1,0 +1,170 @@
+//! Who is in the hub and in which rooms: the two maps, kept consistent with
+//! each other, and delivery to the queues they name.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::outbox::{Outbox, Refused};
+use super::ConnectionId;
+use crate::Message;
+
+/// The connections of one hub and their rooms.
+#[derive(Default)]
+pub(crate) struct Registry {
+    members: RwLock<HashMap<ConnectionId, Member>>,
+    rooms: RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>,
+}
+
+struct Member {
+    outbox: Arc<Outbox>,
+    rooms: HashSet<Arc<str>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // The maps stay consistent even if a holder panicked: keep serving.
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes `id` out of one room's set, and the room out of the map once empty.
+fn drop_from_room(
+    rooms: &mut HashMap<Arc<str>, HashSet<ConnectionId>>,
+    room: &str,
+    id: ConnectionId,
+) {
+    if let Some(set) = rooms.get_mut(room) {
+        set.remove(&id);
+        if set.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn insert(&self, id: ConnectionId, outbox: Arc<Outbox>) {
+        let member = Member {
+            outbox,
+            rooms: HashSet::new(),
+        };
+        write(&self.members).insert(id, member);
+    }
+
+    /// Removes a connection and takes it out of its rooms; once.
+    pub(crate) fn remove(&self, id: ConnectionId) {
+        let Some(member) = write(&self.members).remove(&id) else {
+            return;
+        };
+        let mut rooms = write(&self.rooms);
+        for room in member.rooms {
+            drop_from_room(&mut rooms, &room, id);
+        }
+    }
+
+    pub(crate) fn outbox(&self, id: ConnectionId) -> Option<Arc<Outbox>> {
+        read(&self.members).get(&id).map(|m| m.outbox.clone())
+    }
+
+    /// `false` if the connection is gone or already in the room.
+    pub(crate) fn join(&self, id: ConnectionId, room: &str) -> bool {
+        let mut members = write(&self.members);
+        let Some(member) = members.get_mut(&id) else {
+            return false;
+        };
+        let room: Arc<str> = Arc::from(room);
+        if !member.rooms.insert(room.clone()) {
+            return false;
+        }
+        write(&self.rooms).entry(room).or_default().insert(id);
+        true
+    }
+
+    /// `false` if the connection was not in the room.
+    pub(crate) fn leave(&self, id: ConnectionId, room: &str) -> bool {
+        let mut members = write(&self.members);
+        let Some(member) = members.get_mut(&id) else {
+            return false;
+        };
+        if !member.rooms.remove(room) {
+            return false;
+        }
+        drop_from_room(&mut write(&self.rooms), room, id);
+        true
+    }
+
+    pub(crate) fn members_of(&self, room: &str) -> Vec<ConnectionId> {
+        read(&self.rooms)
+            .get(room)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn room_len(&self, room: &str) -> usize {
+        read(&self.rooms).get(room).map_or(0, HashSet::len)
+    }
+
+    pub(crate) fn rooms(&self) -> Vec<String> {
+        read(&self.rooms).keys().map(|r| r.to_string()).collect()
+    }
+
+    pub(crate) fn rooms_of(&self, id: ConnectionId) -> Vec<String> {
+        read(&self.members)
+            .get(&id)
+            .map(|m| m.rooms.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        read(&self.members).len()
+    }
+
+    pub(crate) fn contains(&self, id: ConnectionId) -> bool {
+        read(&self.members).contains_key(&id)
+    }
+
+    /// Queues `msg` for this process's members (of `room`, but `except`);
+    /// returns how many queued it.
+    pub(crate) fn deliver(
+        &self,
+        msg: Message,
+        room: Option<&str>,
+        except: Option<ConnectionId>,
+    ) -> usize {
+        // Collect the queues under the lock, push outside it.
+        let targets: Vec<Arc<Outbox>> = {
+            let members = read(&self.members);
+            match room {
+                None => members
+                    .iter()
+                    .filter(|(id, _)| Some(**id) != except)
+                    .map(|(_, m)| m.outbox.clone())
+                    .collect(),
+                Some(room) => {
+                    let rooms = read(&self.rooms);
+                    let Some(set) = rooms.get(room) else {
+                        return 0;
+                    };
+                    set.iter()
+                        .filter(|id| Some(**id) != except)
+                        .filter_map(|id| members.get(id).map(|m| m.outbox.clone()))
+                        .collect()
+                }
+            }
+        };
+        targets
+            .iter()
+            .filter(|outbox| match outbox.push(msg.clone()) {
+                Ok(()) => true,
+                Err(Refused::Overflow) => {
+                    tracing::debug!("slow consumer: its queue is full");
+                    false
+                }
+                Err(Refused::Closed) => false,
+            })
+            .count()
+    }
+}
