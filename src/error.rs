@@ -4,9 +4,8 @@ use std::fmt;
 
 use tokio_tungstenite::tungstenite::{self as ts, error::ProtocolError};
 
-use crate::message::close_code;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::message::{close_code, CloseFrame};
+use crate::response::BoxError;
 
 /// An error from a WebSocket connection or its upgrade.
 ///
@@ -43,8 +42,8 @@ enum Kind {
     Upgrade,
     /// The peer answered no keepalive ping in time.
     Timeout,
-    /// The connection's hub queue overflowed.
-    SlowConsumer,
+    /// The connection's hub queue overflowed; closed with this code.
+    SlowConsumer(u16),
     /// The hub's Redis backplane is misconfigured.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Backplane,
@@ -85,8 +84,8 @@ impl Error {
         Self::new(Kind::Backplane, err)
     }
 
-    pub(crate) fn slow_consumer() -> Self {
-        Self::from_parts(Kind::SlowConsumer, None)
+    pub(crate) fn slow_consumer(code: u16) -> Self {
+        Self::from_parts(Kind::SlowConsumer(code), None)
     }
 
     pub(crate) fn upgrade(err: hyper::Error) -> Self {
@@ -169,7 +168,7 @@ impl Error {
     /// overflowed and the slow-consumer policy closed the connection.
     #[must_use]
     pub fn is_slow_consumer(&self) -> bool {
-        self.kind() == Kind::SlowConsumer
+        matches!(self.kind(), Kind::SlowConsumer(_))
     }
 
     /// hyper could not hand over the connection after the 101 response.
@@ -191,15 +190,31 @@ impl Error {
         self.kind() == Kind::Backplane
     }
 
-    /// The close code the server sends when this error ends a connection,
-    /// or `None` when the error is not the peer's fault.
-    pub(crate) fn close_code(&self) -> Option<u16> {
-        match self.kind() {
-            Kind::Protocol => Some(close_code::PROTOCOL),
-            Kind::Utf8 => Some(close_code::INVALID),
-            Kind::TooLarge => Some(close_code::SIZE),
-            _ => None,
-        }
+    /// The close frame the server sends its peer when this error ends the
+    /// connection: 1002 for a protocol error, 1007 for invalid UTF-8, 1009
+    /// for a message too large, 1011 for a keepalive timeout, the policy's
+    /// code (1008 by default) for a slow consumer. `None` when the error
+    /// sends no close frame (the connection is lost, or the error is not
+    /// the peer's).
+    ///
+    /// ```
+    /// # fn log(err: &hyperws::Error) {
+    /// if let Some(frame) = err.close_frame() {
+    ///     tracing::info!(code = frame.code, reason = %frame.reason, "closed by the server");
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        let (code, reason) = match self.kind() {
+            Kind::Protocol => (close_code::PROTOCOL, "protocol error"),
+            Kind::Utf8 => (close_code::INVALID, "invalid UTF-8 in text message"),
+            Kind::TooLarge => (close_code::SIZE, "message too big"),
+            Kind::Timeout => (close_code::ERROR, "keepalive timeout"),
+            Kind::SlowConsumer(code) => (code, "slow consumer"),
+            _ => return None,
+        };
+        Some(CloseFrame::new(code, crate::Utf8Bytes::from_static(reason)))
     }
 
     fn description(&self) -> &'static str {
@@ -212,7 +227,7 @@ impl Error {
             Kind::WriteBufferFull => "write buffer full: the peer is not reading",
             Kind::Upgrade => "HTTP upgrade failed",
             Kind::Timeout => "keepalive timeout: the peer stopped answering",
-            Kind::SlowConsumer => "slow consumer: the connection's queue overflowed",
+            Kind::SlowConsumer(_) => "slow consumer: the connection's queue overflowed",
             Kind::Backplane => "hub backplane configuration",
             Kind::Json => "invalid JSON message",
         }
@@ -269,5 +284,25 @@ mod tests {
         assert!(err.is_io() && !err.is_backplane());
         assert!(Error::closed().is_closed());
         assert!(std::error::Error::source(&Error::closed()).is_none());
+    }
+
+    #[test]
+    fn one_mapping_from_errors_to_close_frames() {
+        let code = |err: Error| err.close_frame().map(|f| f.code);
+        assert_eq!(code(Error::from_parts(Kind::Protocol, None)), Some(1002));
+        assert_eq!(code(Error::from_parts(Kind::Utf8, None)), Some(1007));
+        assert_eq!(code(Error::from_parts(Kind::TooLarge, None)), Some(1009));
+        assert_eq!(code(Error::timeout()), Some(1011));
+        assert_eq!(code(Error::slow_consumer(1013)), Some(1013));
+        assert!(Error::slow_consumer(1008).is_slow_consumer());
+        for quiet in [
+            Kind::Closed,
+            Kind::Io,
+            Kind::Upgrade,
+            Kind::Json,
+            Kind::WriteBufferFull,
+        ] {
+            assert_eq!(code(Error::from_parts(quiet, None)), None);
+        }
     }
 }

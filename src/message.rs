@@ -197,6 +197,14 @@ impl CloseFrame {
         }
     }
 
+    /// What every WebSocket is told on the server's graceful shutdown.
+    pub(crate) fn server_shutdown() -> Self {
+        Self::new(
+            close_code::AWAY,
+            Utf8Bytes::from_static("server shutting down"),
+        )
+    }
+
     pub(crate) fn into_tungstenite(self) -> ts::protocol::CloseFrame {
         ts::protocol::CloseFrame {
             code: CloseCode::from(self.code),

@@ -147,9 +147,9 @@ impl Inbox {
         }
         tokio::select! {
             biased;
-            () = self.outbox.overflowed() => {
+            code = self.outbox.overflowed() => {
                 self.failed = true;
-                Some(Err(Error::slow_consumer()))
+                Some(Err(Error::slow_consumer(code)))
             }
             item = self.rx.recv() => item,
         }

@@ -136,12 +136,15 @@ impl Outbox {
         }
     }
 
-    /// Resolves once the queue has overflowed (never, under `DropOldest`).
-    pub(crate) async fn overflowed(&self) {
+    /// Resolves once the queue has overflowed (never, under `DropOldest`),
+    /// with the close code of the policy.
+    pub(crate) async fn overflowed(&self) -> u16 {
         loop {
             let notified = self.overflow.notified();
             if self.lock().overflowed {
-                return;
+                if let SlowConsumer::Close(code) = self.policy {
+                    return code;
+                }
             }
             notified.await;
         }

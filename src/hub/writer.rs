@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
 use crate::socket::WebSocketSender;
+use crate::{CloseFrame, Error};
 
 /// How long a closing writer may take to say goodbye to its peer.
 const GOODBYE: Duration = Duration::from_secs(1);
@@ -50,7 +51,8 @@ pub(super) async fn write_loop(
                             tx.feed(msg).await?;
                         }
                     }
-                    tx.close(crate::close_code::AWAY, "server shutting down").await
+                    let frame = CloseFrame::server_shutdown();
+                    tx.close(frame.code, frame.reason).await
                 };
                 let _ = tokio::time::timeout(SHUTDOWN_GOODBYE, goodbye).await;
                 return;
@@ -67,13 +69,19 @@ pub(super) async fn write_loop(
                 tokio::select! {
                     sent = send => if sent.is_err() { return },
                     // The peer stopped reading while this batch was stuck.
-                    () = outbox.overflowed() => {}
+                    _ = outbox.overflowed() => {}
                 }
             }
             Err(Some(code)) => {
                 // The close frame waits behind what the peer has not read:
                 // it gets a bounded while to read it, then the socket goes.
-                let _ = tokio::time::timeout(SLOW_GOODBYE, tx.close(code, "slow consumer")).await;
+                let close = async {
+                    match Error::slow_consumer(code).close_frame() {
+                        Some(frame) => tx.close(frame.code, frame.reason).await,
+                        None => Ok(()),
+                    }
+                };
+                let _ = tokio::time::timeout(SLOW_GOODBYE, close).await;
                 return;
             }
             Err(None) => {

@@ -159,16 +159,10 @@ pub struct Closed(pub Option<CloseFrame>);
 
 impl Closed {
     fn from_error(err: &Error) -> Self {
-        let (code, reason) = if err.is_timeout() {
-            (close_code::ERROR, "keepalive timeout")
-        } else if err.is_slow_consumer() {
-            (close_code::POLICY, "slow consumer")
-        } else if let Some(code) = err.close_code() {
-            (code, "protocol error")
-        } else {
-            (close_code::ABNORMAL, "connection lost")
-        };
-        Self(Some(CloseFrame::new(code, reason)))
+        let frame = err
+            .close_frame()
+            .unwrap_or_else(|| CloseFrame::new(close_code::ABNORMAL, "connection lost"));
+        Self(Some(frame))
     }
 }
 

@@ -120,7 +120,7 @@ impl WebSocket {
             Due::Dead => {
                 let err = Error::timeout();
                 self.closing = true;
-                self.fail(cx, crate::close_code::ERROR, &err);
+                self.fail(cx, &err);
                 // Drop the socket now: the lingering close drains it in the
                 // background, bounded in time.
                 self.inner = Inner::Gone;
@@ -159,7 +159,7 @@ impl WebSocket {
         if self.closing {
             return;
         }
-        let frame = CloseFrame::new(crate::close_code::AWAY, "server shutting down");
+        let frame = CloseFrame::server_shutdown();
         // The inner sink operations: this runs inside a half's poll.
         if let Poll::Ready(Ok(())) = self.poll_ready_inner(cx) {
             if let Err(err) = Pin::new(&mut *self).start_send(Message::Close(Some(frame))) {
@@ -356,9 +356,7 @@ impl WebSocket {
                         }
                         Some(Err(err)) => {
                             let err = self.failed(err);
-                            if let Some(code) = err.close_code() {
-                                self.fail(cx, code, &err);
-                            }
+                            self.fail(cx, &err);
                             Some(Err(err))
                         }
                     });
@@ -372,18 +370,17 @@ impl WebSocket {
         Error::from_tungstenite(err)
     }
 
-    /// Tells the peer why the connection is being failed. One attempt: a
-    /// peer that broke the protocol and does not read gets no more time.
-    pub(super) fn fail(&mut self, cx: &mut Context<'_>, code: u16, err: &Error) {
-        let cause = std::error::Error::source(err).map(ToString::to_string);
-        tracing::debug!(%err, ?cause, code, "failing WebSocket connection");
-        let reason = match code {
-            crate::close_code::INVALID => "invalid UTF-8 in text message",
-            crate::close_code::SIZE => "message too big",
-            crate::close_code::ERROR => "keepalive timeout",
-            _ => "protocol error",
+    /// Tells the peer why the connection is being failed, with the close
+    /// frame the error maps to (none: the peer is not at fault, or gone).
+    /// One attempt: a peer that broke the protocol and does not read gets
+    /// no more time.
+    pub(super) fn fail(&mut self, cx: &mut Context<'_>, err: &Error) {
+        let Some(frame) = err.close_frame() else {
+            return;
         };
-        let frame = Some(CloseFrame::new(code, reason).into_tungstenite());
+        let cause = std::error::Error::source(err).map(ToString::to_string);
+        tracing::debug!(%err, ?cause, code = frame.code, "failing WebSocket connection");
+        let frame = Some(frame.into_tungstenite());
         // A dormant connection is woken up to say it.
         if let Ok(stream) = self.stream() {
             let mut stream = Pin::new(stream);
