@@ -26,7 +26,8 @@ const MIB: usize = 1024 * KIB;
 ///     .max_message_size(16 * 1024 * 1024)
 ///     .protocols(["chat.v2", "chat.v1"])
 ///     .origin(OriginPolicy::allow(["https://example.com"]));
-/// assert_eq!(config.max_message_size_limit(), Some(16 * 1024 * 1024));
+/// assert_eq!(config.message_size_limit(), Some(16 * 1024 * 1024));
+/// assert!(config.supported_protocols().eq(["chat.v2", "chat.v1"]));
 /// ```
 #[derive(Clone)]
 pub struct Config {
@@ -209,14 +210,16 @@ impl Config {
         self
     }
 
-    /// The configured maximum incoming message size.
+    /// The largest incoming message accepted ([`max_message_size`](Self::max_message_size)),
+    /// `None` for no limit.
     #[must_use]
-    pub fn max_message_size_limit(&self) -> Option<usize> {
+    pub fn message_size_limit(&self) -> Option<usize> {
         self.max_message_size
     }
 
-    /// The configured subprotocols, most preferred first.
-    pub fn protocol_list(&self) -> impl Iterator<Item = &str> {
+    /// The subprotocols the server speaks ([`protocols`](Self::protocols)),
+    /// most preferred first.
+    pub fn supported_protocols(&self) -> impl Iterator<Item = &str> {
         self.protocols.iter().map(|p| &**p)
     }
 

@@ -114,6 +114,7 @@ pub mod hub;
 #[cfg(feature = "json")]
 mod json;
 mod keepalive;
+mod lifecycle;
 mod message;
 pub mod rejection;
 mod response;
@@ -121,7 +122,6 @@ mod response;
 pub mod routing;
 #[cfg(feature = "router")]
 mod serve;
-mod sessions;
 mod socket;
 #[cfg(feature = "router")]
 pub mod test;

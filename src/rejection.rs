@@ -1,12 +1,39 @@
 //! Why a request is not a valid WebSocket handshake: one type per failure,
 //! each an HTTP response with the right status and a one-line reason.
 
-use std::fmt;
-
 use http::{header, HeaderName, HeaderValue, StatusCode};
 
-use crate::response::{plain_text, IntoResponse, Response};
+/// Display, `Error` and `IntoResponse` for a rejection, all from its public
+/// `status()` and `body_text()` (and, with `header:`, a method giving one
+/// more response header): every rejection of the crate, upgrade and
+/// extractor alike, is written this way.
+macro_rules! impl_rejection {
+    ($name:ty $(, header: $header:ident)?) => {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.body_text())
+            }
+        }
 
+        impl ::std::error::Error for $name {}
+
+        impl $crate::response::IntoResponse for $name {
+            fn into_response(self) -> $crate::response::Response {
+                #[allow(unused_mut)]
+                let mut res = $crate::response::plain_text(self.status(), self.body_text());
+                $(
+                    if let Some((name, value)) = self.$header() {
+                        res.headers_mut().insert(name, value);
+                    }
+                )?
+                res
+            }
+        }
+    };
+}
+pub(crate) use impl_rejection;
+
+/// A handshake rejection: a unit struct with a fixed status and reason.
 macro_rules! rejection {
     (
         $(#[$doc:meta])*
@@ -26,8 +53,8 @@ macro_rules! rejection {
 
             /// The one-line reason sent as the body.
             #[must_use]
-            pub fn body_text(&self) -> &'static str {
-                $body
+            pub fn body_text(&self) -> String {
+                $body.to_owned()
             }
 
             fn header(&self) -> Option<(HeaderName, HeaderValue)> {
@@ -35,23 +62,7 @@ macro_rules! rejection {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($body)
-            }
-        }
-
-        impl std::error::Error for $name {}
-
-        impl IntoResponse for $name {
-            fn into_response(self) -> Response {
-                let mut res = plain_text(self.status(), self.body_text());
-                if let Some((name, value)) = self.header() {
-                    res.headers_mut().insert(name, value);
-                }
-                res
-            }
-        }
+        impl_rejection!($name, header: header);
     };
 }
 
@@ -127,7 +138,7 @@ rejection! {
 
 rejection! {
     /// The server is at its limit of open WebSockets (503).
-    TooManyConnections, SERVICE_UNAVAILABLE, "server is at its WebSocket connection limit"
+    TooManyWebSockets, SERVICE_UNAVAILABLE, "server is at its limit of open WebSockets"
 }
 
 rejection! {
@@ -142,7 +153,7 @@ macro_rules! rejection_enum {
         /// Why a request is not a WebSocket handshake this server accepts.
         ///
         /// Each variant is a response: return it from a handler, or call
-        /// [`IntoResponse::into_response`].
+        /// [`IntoResponse::into_response`](crate::IntoResponse::into_response).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[non_exhaustive]
         pub enum WebSocketUpgradeRejection {
@@ -161,16 +172,16 @@ macro_rules! rejection_enum {
 
             /// The one-line reason sent as the body.
             #[must_use]
-            pub fn body_text(&self) -> &'static str {
+            pub fn body_text(&self) -> String {
                 match self { $(Self::$variant(r) => r.body_text(),)+ }
+            }
+
+            fn header(&self) -> Option<(HeaderName, HeaderValue)> {
+                match self { $(Self::$variant(r) => r.header(),)+ }
             }
         }
 
-        impl IntoResponse for WebSocketUpgradeRejection {
-            fn into_response(self) -> Response {
-                match self { $(Self::$variant(r) => r.into_response(),)+ }
-            }
-        }
+        impl_rejection!(WebSocketUpgradeRejection, header: header);
 
         $(
             impl From<$variant> for WebSocketUpgradeRejection {
@@ -196,14 +207,6 @@ rejection_enum!(
     InvalidProtocolHeader,
     OriginRefused,
     NoMatchingProtocol,
-    TooManyConnections,
+    TooManyWebSockets,
     ConnectionNotUpgradable,
 );
-
-impl fmt::Display for WebSocketUpgradeRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.body_text())
-    }
-}
-
-impl std::error::Error for WebSocketUpgradeRejection {}

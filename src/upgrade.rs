@@ -35,15 +35,15 @@ use hyper::upgrade::OnUpgrade;
 use sha1::{Digest, Sha1};
 
 use crate::config::{Config, ProtocolPolicy};
+use crate::lifecycle::Lifecycle;
 use crate::message::Utf8Bytes;
 use crate::rejection::{
     ConnectionNotUpgradable, DuplicateHeader, HttpVersionTooOld, InvalidConnectionHeader,
     InvalidKey, InvalidProtocolHeader, InvalidUpgradeHeader, MethodNotGet, MissingHost,
-    NoMatchingProtocol, OriginRefused, TooManyConnections, UnsupportedVersion,
+    NoMatchingProtocol, OriginRefused, TooManyWebSockets, UnsupportedVersion,
     WebSocketUpgradeRejection,
 };
 use crate::response::{Body, IntoResponse, Response};
-use crate::sessions::Sessions;
 use crate::socket::WebSocket;
 use crate::transport::Transport;
 use crate::Error;
@@ -72,7 +72,7 @@ pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     /// same-origin policy.
     host: Option<Box<str>>,
     peer_addr: Option<SocketAddr>,
-    sessions: Option<Sessions>,
+    lifecycle: Option<Lifecycle>,
     on_upgrade: OnUpgrade,
     on_failed_upgrade: F,
 }
@@ -167,7 +167,7 @@ impl WebSocketUpgrade {
             duplicate_origin,
             host,
             peer_addr: extensions.get::<SocketAddr>().copied(),
-            sessions: extensions.get::<Sessions>().cloned(),
+            lifecycle: extensions.get::<Lifecycle>().cloned(),
             on_upgrade,
             on_failed_upgrade: DefaultOnFailedUpgrade,
         };
@@ -245,7 +245,7 @@ impl<F> WebSocketUpgrade<F> {
 
     /// The configuration this connection will use.
     #[must_use]
-    pub fn current_config(&self) -> &Config {
+    pub fn effective_config(&self) -> &Config {
         &self.config
     }
 
@@ -265,7 +265,7 @@ impl<F> WebSocketUpgrade<F> {
             duplicate_origin: self.duplicate_origin,
             host: self.host,
             peer_addr: self.peer_addr,
-            sessions: self.sessions,
+            lifecycle: self.lifecycle,
             on_upgrade: self.on_upgrade,
             on_failed_upgrade: callback,
         }
@@ -299,7 +299,7 @@ impl<F> WebSocketUpgrade<F> {
     ///
     /// # Errors
     ///
-    /// [`OriginRefused`], [`NoMatchingProtocol`], [`TooManyConnections`]
+    /// [`OriginRefused`], [`NoMatchingProtocol`], [`TooManyWebSockets`]
     /// when served by [`serve`](crate::serve) with a limit that is reached,
     /// or [`ConnectionNotUpgradable`] when called outside a tokio runtime.
     pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
@@ -319,13 +319,13 @@ impl<F> WebSocketUpgrade<F> {
         if self.config.require_protocol && self.selected.is_none() {
             return Err(NoMatchingProtocol.into());
         }
-        // Sessions run as tokio tasks; without a runtime, refuse rather than panic.
+        // Lifecycle run as tokio tasks; without a runtime, refuse rather than panic.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!("WebSocketUpgrade::on_upgrade was called outside a tokio runtime");
             return Err(ConnectionNotUpgradable.into());
         };
-        let admission = match &self.sessions {
-            Some(sessions) => Some(sessions.admit().ok_or(TooManyConnections)?),
+        let admission = match &self.lifecycle {
+            Some(lifecycle) => Some(lifecycle.admit().ok_or(TooManyWebSockets)?),
             None => None,
         };
         let protocol: Option<Utf8Bytes> = self.selected_protocol().map(Utf8Bytes::from);
@@ -336,13 +336,13 @@ impl<F> WebSocketUpgrade<F> {
             on_upgrade,
             on_failed_upgrade,
             peer_addr,
-            sessions,
+            lifecycle,
             ..
         } = self;
         let transport_config = config.transport();
         let write_limit = config.write_limit();
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
-        let shutdown = sessions.as_ref().map(Sessions::shutdown);
+        let shutdown = lifecycle.as_ref().map(Lifecycle::shutdown);
         let session = async move {
             // Held for the session's life: its place under the limit.
             let _admission = admission;
@@ -364,8 +364,8 @@ impl<F> WebSocketUpgrade<F> {
             .with_keepalive(keepalive);
             callback(socket).await;
         };
-        match sessions {
-            Some(sessions) => runtime.spawn(sessions.tracker.track_future(session)),
+        match lifecycle {
+            Some(lifecycle) => runtime.spawn(lifecycle.tracker.track_future(session)),
             None => runtime.spawn(session),
         };
         Ok(response)

@@ -352,7 +352,7 @@ async fn websocket_limit_answers_503() {
         .unwrap();
     let second = raw(addr, &common::handshake("")).await;
     assert_eq!(second.status, 503);
-    assert_eq!(second.body, "server is at its WebSocket connection limit");
+    assert_eq!(second.body, "server is at its limit of open WebSockets");
     // Closing the first frees its place.
     drop(first);
     let mut ok = false;

@@ -82,8 +82,9 @@ pub trait FromRequest<S, M = private::ViaRequest>: Sized {
     ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send;
 }
 
-/// Markers for [`FromRequest`]'s second parameter.
-pub mod private {
+/// Markers for [`FromRequest`]'s second parameter: public types in a
+/// private module, so nobody outside can name (or rely on) them.
+mod private {
     /// Extractors that read the body.
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRequest {}

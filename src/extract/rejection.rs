@@ -1,11 +1,9 @@
 //! Why an extractor failed: each a response with a status and a one-line
 //! reason.
 
-use std::fmt;
-
 use http::StatusCode;
 
-use crate::response::{plain_text, IntoResponse, Response};
+use crate::rejection::impl_rejection;
 
 /// The query string does not fit the expected type (400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,34 +46,72 @@ pub enum BodyRejection {
 }
 
 impl QueryRejection {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this rejection answers with: 400.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
         StatusCode::BAD_REQUEST
+    }
+
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        format!("invalid query string: {}", self.0)
     }
 }
 
 impl PathRejection {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this rejection answers with: 400, or 500 for a
+    /// route without the parameters asked for.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Missing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::Invalid(why) => format!("invalid path parameter: {why}"),
+            Self::Missing => "no path parameters for this route".to_owned(),
+        }
+    }
 }
 
 impl MissingConnectInfo {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this rejection answers with: 500.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        "no connection info: serve the router with hyperws::serve".to_owned()
     }
 }
 
 impl MissingExtension {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this rejection answers with: 500.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        format!("missing request extension {}", self.0)
     }
 }
 
 impl BodyRejection {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status this rejection answers with: 413, 400, 415 or 422.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Read(_) | Self::NotUtf8 => StatusCode::BAD_REQUEST,
@@ -83,63 +119,58 @@ impl BodyRejection {
             Self::InvalidJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
-}
 
-impl fmt::Display for QueryRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid query string: {}", self.0)
-    }
-}
-
-impl fmt::Display for PathRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
         match self {
-            Self::Invalid(why) => write!(f, "invalid path parameter: {why}"),
-            Self::Missing => f.write_str("no path parameters for this route"),
+            Self::TooLarge(limit) => format!("body over {limit} bytes"),
+            Self::Read(why) => format!("could not read the body: {why}"),
+            Self::NotUtf8 => "body is not valid UTF-8".to_owned(),
+            Self::NotJson => "expected Content-Type: application/json".to_owned(),
+            Self::InvalidJson(why) => format!("invalid JSON body: {why}"),
         }
     }
 }
 
-impl fmt::Display for MissingConnectInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no connection info: serve the router with hyperws::serve")
-    }
-}
+impl_rejection!(QueryRejection);
+impl_rejection!(PathRejection);
+impl_rejection!(MissingConnectInfo);
+impl_rejection!(MissingExtension);
+impl_rejection!(BodyRejection);
 
-impl fmt::Display for MissingExtension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "missing request extension {}", self.0)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::IntoResponse;
+    use crate::WebSocketUpgradeRejection;
 
-impl fmt::Display for BodyRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLarge(limit) => write!(f, "body over {limit} bytes"),
-            Self::Read(why) => write!(f, "could not read the body: {why}"),
-            Self::NotUtf8 => f.write_str("body is not valid UTF-8"),
-            Self::NotJson => f.write_str("expected Content-Type: application/json"),
-            Self::InvalidJson(why) => write!(f, "invalid JSON body: {why}"),
+    /// Every rejection answers with its own `status()` and `body_text()`,
+    /// and shows the same text.
+    #[test]
+    fn rejections_answer_with_their_status_and_body() {
+        fn check<R: IntoResponse + std::fmt::Display>(r: R, status: StatusCode, body: &str) {
+            assert_eq!(r.to_string(), body);
+            let res = r.into_response();
+            assert_eq!(res.status(), status);
+            assert_eq!(
+                res.headers()[http::header::CONTENT_TYPE],
+                "text/plain; charset=utf-8"
+            );
         }
+        let body = BodyRejection::TooLarge(10);
+        check(body.clone(), body.status(), &body.body_text());
+        assert_eq!(body.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let path = PathRejection::Missing;
+        check(
+            path.clone(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &path.body_text(),
+        );
+        let upgrade = WebSocketUpgradeRejection::from(crate::rejection::UnsupportedVersion);
+        assert_eq!(upgrade.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(upgrade.body_text(), "Sec-WebSocket-Version must be 13");
+        let res = upgrade.into_response();
+        assert_eq!(res.headers()[http::header::SEC_WEBSOCKET_VERSION], "13");
     }
 }
-
-macro_rules! into_response {
-    ($($name:ty),+) => {$(
-        impl IntoResponse for $name {
-            fn into_response(self) -> Response {
-                plain_text(self.status(), self.to_string())
-            }
-        }
-
-        impl std::error::Error for $name {}
-    )+};
-}
-
-into_response!(
-    QueryRejection,
-    PathRejection,
-    MissingConnectInfo,
-    MissingExtension,
-    BodyRejection
-);

@@ -136,7 +136,7 @@ impl Inbox {
 
     /// Receives the next message; `None` once the connection is closed.
     /// When this connection's queue overflowed under
-    /// [`SlowConsumer::Close`], returns an error for which
+    /// [`SlowConsumer::Close`](super::SlowConsumer::Close), returns an error for which
     /// [`Error::is_slow_consumer`] is true, then `None`.
     ///
     /// Keep calling it: keepalive pings and the server's shutdown close
@@ -156,7 +156,7 @@ impl Inbox {
     }
 
     /// Receives the next data message as JSON; see
-    /// [`WebSocket::recv_json`].
+    /// [`WebSocket::recv_json`](crate::WebSocket::recv_json).
     #[cfg(feature = "json")]
     pub async fn recv_json<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, Error>> {
         crate::json::recv(self).await

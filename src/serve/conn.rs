@@ -21,8 +21,8 @@ use tokio::net::TcpStream;
 
 use crate::extract::ConnectInfo;
 use crate::handler::BoxFuture;
+use crate::lifecycle::{Lifecycle, StreamGuard, Streams};
 use crate::routing::Router;
-use crate::sessions::{Sessions, StreamGuard, Streams};
 use crate::transport::Sniffed;
 
 /// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
@@ -55,7 +55,7 @@ impl Default for ConnLimits {
 /// An accepted connection and what it is served with.
 pub(super) struct Connection {
     pub(super) router: Arc<Router>,
-    pub(super) sessions: Sessions,
+    pub(super) lifecycle: Lifecycle,
     pub(super) peer: SocketAddr,
     pub(super) limits: ConnLimits,
     #[cfg(feature = "tls")]
@@ -136,7 +136,7 @@ impl Connection {
     {
         let io = TokioIo::new(io);
         let limits = self.limits;
-        let shutdown = self.sessions.shutdown.clone();
+        let shutdown = self.lifecycle.shutdown.clone();
         #[cfg(not(feature = "http2"))]
         if is_h2 {
             tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
@@ -208,15 +208,15 @@ impl Connection {
            + 'static {
         let router = self.router.clone();
         let peer = self.peer;
-        let sessions = Sessions {
+        let lifecycle = Lifecycle {
             streams: streams.clone(),
-            ..self.sessions.clone()
+            ..self.lifecycle.clone()
         };
         hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let extensions = req.extensions_mut();
             extensions.insert(ConnectInfo(peer));
             extensions.insert(peer);
-            extensions.insert(sessions.clone());
+            extensions.insert(lifecycle.clone());
             let stream = streams.as_ref().map(Streams::open);
             let fut = router.dispatch(req.map(crate::Body::new));
             Box::pin(async move {

@@ -22,8 +22,8 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::BoxFuture;
+use crate::lifecycle::Lifecycle;
 use crate::routing::Router;
-use crate::sessions::Sessions;
 use conn::{ConnLimits, Connection};
 pub use signal::shutdown_signal;
 
@@ -197,9 +197,9 @@ impl Serve {
             tls,
         } = self;
         let router = Arc::new(router);
-        let sessions = Sessions {
+        let lifecycle = Lifecycle {
             limit: max_websockets.map(|n| Arc::new(Semaphore::new(n))),
-            ..Sessions::default()
+            ..Lifecycle::default()
         };
         let open = max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let connections = TaskTracker::new();
@@ -234,7 +234,7 @@ impl Serve {
             };
             let conn = Connection {
                 router: router.clone(),
-                sessions: sessions.clone(),
+                lifecycle: lifecycle.clone(),
                 peer,
                 limits,
                 #[cfg(feature = "tls")]
@@ -248,12 +248,12 @@ impl Serve {
         }
 
         drop(listener);
-        sessions.shutdown.cancel();
-        sessions.tracker.close();
+        lifecycle.shutdown.cancel();
+        lifecycle.tracker.close();
         connections.close();
         let drained = async {
             connections.wait().await;
-            sessions.tracker.wait().await;
+            lifecycle.tracker.wait().await;
         };
         if tokio::time::timeout(grace, drained).await.is_err() {
             tracing::warn!(?grace, "grace period over with connections still open");

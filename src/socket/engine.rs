@@ -16,8 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{Inner, WebSocket};
 use crate::keepalive::{Due, Keepalive};
+use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
-use crate::sessions::Shutdown;
 use crate::transport::Transport;
 use crate::Error;
 

@@ -22,8 +22,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::keepalive::Keepalive;
+use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
-use crate::sessions::Shutdown;
 use crate::transport::Transport;
 use crate::Error;
 use split::Halves;

@@ -1,8 +1,13 @@
-//! The server's view of what is open: a shutdown signal the WebSocket
-//! sessions watch, a tracker to wait for them, an optional cap on how many
-//! may be open, and (on HTTP/2) the count of a connection's open streams
-//! that decides when it is idle. [`serve`](crate::serve) puts one in every
-//! request; the upgrade picks it up.
+//! `serve`'s shutdown and limit state, as each request carries it: the
+//! graceful-shutdown signal every WebSocket watches, the tracker the server
+//! waits on, the cap on open WebSockets, and (on HTTP/2) the count of a
+//! connection's open streams that decides when it is idle.
+//! [`serve`](crate::serve) puts one in every request; the upgrade picks it
+//! up. Without `serve` there is none, and none of this applies.
+//!
+//! Vocabulary: a *connection* is what `serve` accepts (TCP or TLS); a
+//! *WebSocket* is one upgraded stream on it; a *session* is the task that
+//! runs a WebSocket's `on_upgrade` callback.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,13 +17,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The server's shutdown and limits, as one request sees them.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Sessions {
-    /// Cancelled when the server shuts down: every session closes with 1001.
+pub(crate) struct Lifecycle {
+    /// Cancelled when the server shuts down: every WebSocket closes with 1001.
     pub(crate) shutdown: CancellationToken,
     /// Every session task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
-    /// At most this many sessions at once.
+    /// At most this many WebSockets at once.
     pub(crate) limit: Option<Arc<Semaphore>>,
     /// The open streams of the HTTP/2 connection this request came on.
     pub(crate) streams: Option<Arc<Streams>>,
@@ -32,7 +38,7 @@ pub(crate) struct Shutdown {
     pub(crate) tracker: TaskTracker,
 }
 
-/// A session's place under the limit (and its stream on an HTTP/2
+/// A WebSocket's place under the limit (and its stream on an HTTP/2
 /// connection), held for its whole life.
 #[derive(Debug)]
 pub(crate) struct Admission(
@@ -40,7 +46,7 @@ pub(crate) struct Admission(
     #[allow(dead_code)] Option<StreamGuard>,
 );
 
-impl Sessions {
+impl Lifecycle {
     pub(crate) fn shutdown(&self) -> Shutdown {
         Shutdown {
             token: self.shutdown.clone(),
@@ -48,7 +54,7 @@ impl Sessions {
         }
     }
 
-    /// A place for one more session, or `None` when the server is full.
+    /// A place for one more WebSocket, or `None` when the server is full.
     pub(crate) fn admit(&self) -> Option<Admission> {
         let stream = self.streams.as_ref().map(Streams::open);
         match &self.limit {
