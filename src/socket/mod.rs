@@ -8,6 +8,74 @@
 mod engine;
 mod split;
 
+/// The sending conveniences of [`WebSocket`] and [`WebSocketSender`],
+/// written once over their `send` and their `Sink`.
+macro_rules! sending_helpers {
+    () => {
+        /// Sends a text message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`WebSocket::send`].
+        pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+            self.send(Message::Text(text.into())).await
+        }
+
+        /// Sends a binary message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`WebSocket::send`].
+        pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+            self.send(Message::Binary(data.into())).await
+        }
+
+        /// Serializes a value as JSON and sends it as a text message.
+        ///
+        /// # Errors
+        ///
+        /// When the value cannot be serialized, or as for [`WebSocket::send`].
+        #[cfg(feature = "json")]
+        pub async fn send_json<T: serde::Serialize + ?Sized>(
+            &mut self,
+            value: &T,
+        ) -> Result<(), Error> {
+            self.send(crate::json::to_message(value)?).await
+        }
+
+        /// Writes out every queued message.
+        ///
+        /// # Errors
+        ///
+        /// When the socket fails or the connection is closed.
+        pub async fn flush(&mut self) -> Result<(), Error> {
+            SinkExt::flush(self).await
+        }
+
+        /// Starts the close handshake: sends a close frame with this code and
+        /// reason, after every message queued before it.
+        ///
+        /// Messages the peer sent before it saw the close frame can still be
+        /// read (with [`WebSocket::recv`], or the receiving half), which ends
+        /// after the peer's reply. Dropping the socket instead lets a
+        /// background task wait for the reply (bounded in time) so that the
+        /// TCP connection ends cleanly.
+        ///
+        /// # Errors
+        ///
+        /// When the socket fails or the connection was already closed.
+        pub async fn close(
+            &mut self,
+            code: u16,
+            reason: impl Into<Utf8Bytes>,
+        ) -> Result<(), Error> {
+            let frame = CloseFrame::new(code, reason);
+            SinkExt::send(self, Message::Close(Some(frame))).await
+        }
+    };
+}
+use sending_helpers;
+
 use std::fmt;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -138,37 +206,6 @@ impl WebSocket {
         }
     }
 
-    /// Sends a text message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`send`](Self::send).
-    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.send(Message::Text(text.into())).await
-    }
-
-    /// Sends a binary message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`send`](Self::send).
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send(Message::Binary(data.into())).await
-    }
-
-    /// Serializes a value as JSON and sends it as a text message.
-    ///
-    /// # Errors
-    ///
-    /// When the value cannot be serialized, or as for [`send`](Self::send).
-    #[cfg(feature = "json")]
-    pub async fn send_json<T: serde::Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.send(crate::json::to_message(value)?).await
-    }
-
     /// Receives the next text or binary message and parses it as JSON.
     ///
     /// Pings and pongs are skipped. Returns `None` once the connection is
@@ -179,30 +216,7 @@ impl WebSocket {
         crate::json::recv(self).await
     }
 
-    /// Writes out every queued message.
-    ///
-    /// # Errors
-    ///
-    /// When the socket fails or the connection is closed.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        SinkExt::flush(self).await
-    }
-
-    /// Starts the close handshake: sends a close frame with this code and
-    /// reason, after every message queued before it.
-    ///
-    /// Messages the peer sent before it saw the close frame can still be
-    /// read with [`recv`](Self::recv), which ends after the peer's reply.
-    /// Dropping the socket instead lets a background task wait for the reply
-    /// (bounded in time) so that the TCP connection ends cleanly.
-    ///
-    /// # Errors
-    ///
-    /// When the socket fails or the connection was already closed.
-    pub async fn close(&mut self, code: u16, reason: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        let frame = CloseFrame::new(code, reason);
-        SinkExt::send(self, Message::Close(Some(frame))).await
-    }
+    sending_helpers!();
 
     /// The subprotocol chosen during the handshake, if any.
     #[must_use]

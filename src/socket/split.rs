@@ -58,55 +58,7 @@ impl WebSocketSender {
         SinkExt::send(&mut self.inner, msg.into()).await
     }
 
-    /// Sends a text message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`WebSocket::send`].
-    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.send(Message::Text(text.into())).await
-    }
-
-    /// Sends a binary message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`WebSocket::send`].
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send(Message::Binary(data.into())).await
-    }
-
-    /// Serializes a value as JSON and sends it as a text message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`WebSocket::send_json`].
-    #[cfg(feature = "json")]
-    pub async fn send_json<T: serde::Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.send(crate::json::to_message(value)?).await
-    }
-
-    /// Writes out every queued message.
-    ///
-    /// # Errors
-    ///
-    /// When the socket fails or the connection is closed.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        SinkExt::flush(&mut self.inner).await
-    }
-
-    /// Starts the close handshake; see [`WebSocket::close`].
-    ///
-    /// # Errors
-    ///
-    /// When the socket fails or the connection was already closed.
-    pub async fn close(&mut self, code: u16, reason: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        let frame = CloseFrame::new(code, reason);
-        self.send(Message::Close(Some(frame))).await
-    }
+    super::sending_helpers!();
 
     /// The subprotocol chosen during the handshake, if any.
     #[must_use]
