@@ -6,28 +6,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, Sink, Stream};
+use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::{Inner, WebSocket};
+use super::state::{State, Stream as TsStream};
+use super::{Peeked, WebSocket};
 use crate::keepalive::{Due, Keepalive};
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
 use crate::Error;
-
-/// A message at least this large leaves tungstenite with large buffers.
-const HEAVY: usize = 32 * 1024;
-/// How long a connection with large buffers keeps them once idle. Dropping
-/// and growing them again for every large message would cost page faults.
-const RELEASE_AFTER: Duration = Duration::from_secs(1);
-/// The read buffer when tungstenite takes over with little data waiting.
-const SMALL_READ: usize = 4 * 1024;
 
 impl WebSocket {
     pub(crate) fn new(
@@ -39,16 +30,12 @@ impl WebSocket {
         peer_addr: Option<SocketAddr>,
     ) -> Self {
         let mut socket = Self {
-            inner: Inner::Dormant(transport),
+            state: State::Dormant(transport),
             config,
             write_limit,
             protocol,
             peer_addr,
             peeked: None,
-            closing: false,
-            heavy: false,
-            moved: false,
-            release: None,
             shutdown: None,
             shutdown_handle: None,
             keepalive: None,
@@ -56,7 +43,7 @@ impl WebSocket {
             halves: None,
         };
         if let Some(prefix) = prefix {
-            socket.activate(prefix, false);
+            socket.state.activate(&socket.config, prefix, false);
         }
         socket
     }
@@ -101,7 +88,7 @@ impl WebSocket {
     }
 
     pub(super) fn keepalive_due(&mut self, cx: &mut Context<'_>, due: Due) -> Option<Error> {
-        if self.closing {
+        if self.state.is_closing() {
             return None;
         }
         match due {
@@ -119,11 +106,11 @@ impl WebSocket {
             }
             Due::Dead => {
                 let err = Error::timeout();
-                self.closing = true;
+                self.state.close(&self.config);
                 self.fail(cx, &err);
                 // Drop the socket now: the lingering close drains it in the
                 // background, bounded in time.
-                self.inner = Inner::Gone;
+                self.state = State::Gone;
                 Some(err)
             }
         }
@@ -156,7 +143,7 @@ impl WebSocket {
             return;
         }
         self.shutdown = None;
-        if self.closing {
+        if self.state.is_closing() {
             return;
         }
         let frame = CloseFrame::server_shutdown();
@@ -171,83 +158,9 @@ impl WebSocket {
         }
     }
 
-    /// Hands the socket to tungstenite, with bytes already read from it.
-    /// With little data waiting, tungstenite gets a small read buffer: a
-    /// few messages then cost a small allocation, not a large one.
-    pub(super) fn activate(&mut self, part: Vec<u8>, more_waiting: bool) {
-        let Inner::Dormant(transport) = std::mem::replace(&mut self.inner, Inner::Gone) else {
-            return;
-        };
-        let mut config = self.config;
-        if !more_waiting {
-            config = config.read_buffer_size(config.read_buffer_size.min(SMALL_READ));
-        }
-        // tokio-tungstenite's constructor is async in name only: it is ready
-        // on its first poll.
-        let stream =
-            WebSocketStream::from_partially_read(transport, part, Role::Server, Some(config));
-        if let Some(stream) = stream.now_or_never() {
-            self.inner = Inner::Active(Box::new(stream));
-        }
-    }
-
-    /// Puts tungstenite and its buffers away; only the socket is kept.
-    pub(super) fn sleep(&mut self) {
-        if let Inner::Active(stream) = std::mem::replace(&mut self.inner, Inner::Gone) {
-            let transport = stream.into_inner();
-            transport.release();
-            self.inner = Inner::Dormant(transport);
-        }
-        self.heavy = false;
-        self.release = None;
-    }
-
-    /// Whether an idle, flushed connection at a frame boundary may drop
-    /// tungstenite's buffers now. Large buffers are kept until a whole
-    /// `RELEASE_AFTER` passes without traffic. The timer is set once and
-    /// looked at when it fires, so busy connections do not pay for it per
-    /// message.
-    pub(super) fn poll_may_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.heavy {
-            return Poll::Ready(());
-        }
-        let timer = self
-            .release
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_AFTER)));
-        std::task::ready!(timer.as_mut().poll(cx));
-        if std::mem::take(&mut self.moved) {
-            // Traffic since the timer was set: look again later.
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + RELEASE_AFTER);
-            let _ = timer.as_mut().poll(cx);
-            return Poll::Pending;
-        }
-        Poll::Ready(())
-    }
-
-    pub(super) fn note_moved(&mut self, len: usize) {
-        self.moved = true;
-        self.heavy |= len >= HEAVY;
-    }
-
     /// tungstenite's stream, woken from dormancy if need be.
-    pub(super) fn stream(&mut self) -> Result<&mut WebSocketStream<Transport>, Error> {
-        if matches!(self.inner, Inner::Dormant(_)) {
-            self.activate(Vec::new(), false);
-        }
-        match &mut self.inner {
-            Inner::Active(stream) => Ok(&mut **stream),
-            _ => Err(Error::closed()),
-        }
-    }
-
-    pub(super) fn transport_mut(&mut self) -> Option<&mut Transport> {
-        match &mut self.inner {
-            Inner::Active(stream) => Some(stream.get_mut()),
-            Inner::Dormant(transport) => Some(transport),
-            Inner::Gone => None,
-        }
+    pub(super) fn stream(&mut self) -> Result<&mut TsStream, Error> {
+        self.state.stream(&self.config)
     }
 
     /// Reads one message, answering a peer's protocol fault with the right
@@ -275,98 +188,91 @@ impl WebSocket {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
         loop {
-            match &mut self.inner {
-                Inner::Gone => return Poll::Ready(None),
-                Inner::Dormant(transport) => {
+            let stream = match &mut self.state {
+                State::Gone => return Poll::Ready(None),
+                State::Dormant(transport) => {
                     // Wait for bytes without any buffer of tungstenite's.
                     let mut buf = [0u8; 1024];
                     let mut read = ReadBuf::new(&mut buf);
                     match Pin::new(transport).poll_read(cx, &mut read) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(err)) => {
-                            self.inner = Inner::Gone;
+                            self.state = State::Gone;
                             return Poll::Ready(Some(Err(Error::from_tungstenite(err.into()))));
                         }
                         // Data, or the end of the stream: tungstenite sorts it out.
                         Poll::Ready(Ok(())) => {
                             let more_waiting = read.remaining() == 0;
                             let part = read.filled().to_vec();
-                            self.activate(part, more_waiting);
-                        }
-                    }
-                }
-                Inner::Active(stream) => {
-                    // A peer that does not read what it is sent is not read
-                    // from either: what it is owed (pongs above all) would
-                    // otherwise pile up without bound.
-                    if stream.get_ref().unwritten() > self.write_limit {
-                        match Pin::new(&mut *stream).poll_flush(cx) {
-                            Poll::Ready(Ok(())) => {}
-                            Poll::Ready(Err(err)) => {
-                                return Poll::Ready(Some(Err(self.failed(err))));
-                            }
-                            Poll::Pending if stream.get_ref().unwritten() > self.write_limit => {
-                                return Poll::Pending;
-                            }
-                            Poll::Pending => {}
-                        }
-                    }
-                    let item = match Pin::new(&mut *stream).poll_next(cx) {
-                        Poll::Ready(item) => item,
-                        Poll::Pending => {
-                            // Always flush: tungstenite may owe the peer a pong.
-                            match Pin::new(&mut *stream).poll_flush(cx) {
-                                Poll::Ready(Ok(())) => {}
-                                Poll::Ready(Err(err)) => {
-                                    return Poll::Ready(Some(Err(self.failed(err))));
-                                }
-                                Poll::Pending => return Poll::Pending,
-                            }
-                            if self.closing
-                                || !stream.get_ref().at_rest()
-                                || self.poll_may_sleep(cx).is_pending()
-                            {
-                                return Poll::Pending;
-                            }
-                            self.sleep();
-                            // Poll the socket itself, so the waker is its own.
+                            self.state.activate(&self.config, part, more_waiting);
                             continue;
                         }
-                    };
-                    return Poll::Ready(match item {
-                        None => {
-                            self.closing = true;
-                            None
-                        }
-                        Some(Ok(msg)) => {
-                            let msg = Message::from_tungstenite(msg);
-                            self.note_moved(msg.len());
-                            if let Some(keepalive) = &mut self.keepalive {
-                                keepalive.heard();
-                            }
-                            if matches!(msg, Message::Close(_)) {
-                                self.closing = true;
-                                // Send tungstenite's reply now: the session
-                                // may drop the socket as soon as it sees this.
-                                if let Inner::Active(stream) = &mut self.inner {
-                                    let _ = Pin::new(&mut **stream).poll_flush(cx);
-                                }
-                            }
-                            Some(Ok(msg))
-                        }
-                        Some(Err(err)) => {
-                            let err = self.failed(err);
-                            self.fail(cx, &err);
-                            Some(Err(err))
-                        }
-                    });
+                    }
+                }
+                State::Active(stream, _) | State::Closing(stream) => &mut **stream,
+            };
+            // A peer that does not read what it is sent is not read from
+            // either: what it is owed (pongs above all) would otherwise pile
+            // up without bound.
+            if stream.get_ref().unwritten() > self.write_limit {
+                match Pin::new(&mut *stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(self.failed(err)))),
+                    Poll::Pending if stream.get_ref().unwritten() > self.write_limit => {
+                        return Poll::Pending;
+                    }
+                    Poll::Pending => {}
                 }
             }
+            let item = match Pin::new(&mut *stream).poll_next(cx) {
+                Poll::Ready(item) => item,
+                Poll::Pending => {
+                    // Always flush: tungstenite may owe the peer a pong.
+                    match Pin::new(&mut *stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(self.failed(err)))),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    if self.state.poll_may_sleep(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.state.sleep();
+                    // Poll the socket itself, so the waker is its own.
+                    continue;
+                }
+            };
+            return Poll::Ready(match item {
+                None => {
+                    self.state.close(&self.config);
+                    None
+                }
+                Some(Ok(msg)) => {
+                    let msg = Message::from_tungstenite(msg);
+                    self.state.note_moved(msg.len());
+                    if let Some(keepalive) = &mut self.keepalive {
+                        keepalive.heard();
+                    }
+                    if matches!(msg, Message::Close(_)) {
+                        self.state.close(&self.config);
+                        // Send tungstenite's reply now: the session may drop
+                        // the socket as soon as it sees this.
+                        if let Some(stream) = self.state.stream_if_awake() {
+                            let _ = Pin::new(stream).poll_flush(cx);
+                        }
+                    }
+                    Some(Ok(msg))
+                }
+                Some(Err(err)) => {
+                    let err = self.failed(err);
+                    self.fail(cx, &err);
+                    Some(Err(err))
+                }
+            });
         }
     }
 
     pub(super) fn failed(&mut self, err: tokio_tungstenite::tungstenite::Error) -> Error {
-        self.closing = true;
+        self.state.close(&self.config);
         Error::from_tungstenite(err)
     }
 
@@ -391,7 +297,7 @@ impl WebSocket {
                 }
             }
         }
-        if let Some(transport) = self.transport_mut() {
+        if let Some(transport) = self.state.transport_mut() {
             transport.linger_on_drop();
         }
     }
@@ -430,12 +336,15 @@ impl WebSocket {
         if self.peeked.is_none() {
             // Nothing to read: this flushes (and may go dormant).
             if let Poll::Ready(item) = self.poll_read(cx) {
-                self.peeked = Some(item);
+                self.peeked = Some(match item {
+                    Some(item) => Peeked::Item(item),
+                    None => Peeked::End,
+                });
             }
         }
-        let busy = matches!(self.peeked, Some(Some(Ok(_))));
-        match &mut self.inner {
-            Inner::Active(stream) if busy && stream.get_ref().can_defer() => {
+        let busy = matches!(self.peeked, Some(Peeked::Item(Ok(_))));
+        match &mut self.state {
+            State::Active(stream, _) if busy && stream.get_ref().can_defer() => {
                 stream.get_mut().set_defer(true);
                 let flushed = Pin::new(&mut **stream).poll_flush(cx);
                 stream.get_mut().set_defer(false);
@@ -461,19 +370,19 @@ impl WebSocket {
     }
 
     pub(super) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match &mut self.inner {
+        match &mut self.state {
             // Dormant means everything was written already.
-            Inner::Dormant(_) => Poll::Ready(Ok(())),
-            Inner::Gone => Poll::Ready(Err(Error::closed())),
-            Inner::Active(stream) => Pin::new(stream)
+            State::Dormant(_) => Poll::Ready(Ok(())),
+            State::Gone => Poll::Ready(Err(Error::closed())),
+            State::Active(stream, _) | State::Closing(stream) => Pin::new(&mut **stream)
                 .poll_flush(cx)
                 .map_err(Error::from_tungstenite),
         }
     }
 
     pub(super) fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.closing = true;
-        if let Some(transport) = self.transport_mut() {
+        self.state.close(&self.config);
+        if let Some(transport) = self.state.transport_mut() {
             transport.linger_on_drop();
         }
         let stream = self.stream()?;

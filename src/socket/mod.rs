@@ -7,6 +7,9 @@
 
 mod engine;
 mod split;
+mod state;
+#[cfg(test)]
+mod tests;
 
 /// The sending conveniences of [`WebSocket`] and [`WebSocketSender`],
 /// written once over their `send` and their `Sink`.
@@ -86,7 +89,6 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::keepalive::Keepalive;
@@ -96,6 +98,7 @@ use crate::transport::Transport;
 use crate::Error;
 use split::Halves;
 pub use split::{ReuniteError, WebSocketReceiver, WebSocketSender};
+use state::State;
 
 /// An established WebSocket connection.
 ///
@@ -130,24 +133,16 @@ pub use split::{ReuniteError, WebSocketReceiver, WebSocketSender};
 /// RFC 6455 asks for (1002 protocol error, 1007 invalid UTF-8, 1009 message
 /// too big) and `recv` returns the error once; the stream then ends.
 pub struct WebSocket {
-    inner: Inner,
+    /// Who holds the connection (see `state.rs`).
+    state: State,
     config: WebSocketConfig,
     /// The most unwritten output before the connection stops taking more.
     write_limit: usize,
     protocol: Option<Utf8Bytes>,
     peer_addr: Option<SocketAddr>,
-    /// A message read ahead by `send` to decide whether to flush.
-    peeked: Option<Option<Result<Message, Error>>>,
-    /// A close frame was sent or received, or the connection failed: the
-    /// connection stays with tungstenite until it ends.
-    closing: bool,
-    /// A large message went through since tungstenite took over: its
-    /// buffers are large, and worth keeping a while (see `RELEASE_AFTER`).
-    heavy: bool,
-    /// Messages moved since the release timer was set.
-    moved: bool,
-    /// When an idle connection with large buffers gives them back.
-    release: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// What `send` read ahead to decide whether to flush, for the next
+    /// `recv`.
+    peeked: Option<Peeked>,
     /// Resolves when the server shuts down gracefully.
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The server's shutdown signal and task tracker, for a hub writer to
@@ -162,17 +157,11 @@ pub struct WebSocket {
     halves: Option<(Arc<Halves>, Waker)>,
 }
 
-/// Who holds the connection.
-enum Inner {
-    /// tungstenite, with its buffers, while messages are moving. Boxed so
-    /// that a dormant connection's task stays small.
-    Active(Box<WebSocketStream<Transport>>),
-    /// Only the socket: idle at a frame boundary with nothing left to write.
-    /// tungstenite would have nothing in its buffers, so they are dropped and
-    /// an idle connection costs no buffer memory.
-    Dormant(Transport),
-    /// The socket failed while dormant, or could not be handed over.
-    Gone,
+/// An item read ahead of the session's `recv`.
+enum Peeked {
+    Item(Result<Message, Error>),
+    /// The stream ended.
+    End,
 }
 
 impl WebSocket {
@@ -229,11 +218,8 @@ impl WebSocket {
     #[must_use]
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         // Asked of the socket only when needed: most sessions never do.
-        self.peer_addr.or_else(|| match &self.inner {
-            Inner::Active(stream) => stream.get_ref().peer_addr(),
-            Inner::Dormant(transport) => transport.peer_addr(),
-            Inner::Gone => None,
-        })
+        self.peer_addr
+            .or_else(|| self.state.transport().and_then(Transport::peer_addr))
     }
 
     /// Splits the socket into a sender and a receiver that can live in
@@ -292,7 +278,8 @@ impl Stream for WebSocket {
         let item = self
             .get_mut()
             .poll_half(cx, false, |this, cx| match this.peeked.take() {
-                Some(item) => Poll::Ready(item),
+                Some(Peeked::Item(item)) => Poll::Ready(Some(item)),
+                Some(Peeked::End) => Poll::Ready(None),
                 None => this.poll_read(cx),
             });
         if item.is_ready() {
@@ -310,15 +297,19 @@ impl Sink<Message> for WebSocket {
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
-        self.note_moved(msg.len());
+        let this = &mut *self;
         if matches!(msg, Message::Close(_)) {
-            self.closing = true;
+            this.state.close(&this.config);
             // Let the peer's reply arrive before the socket is dropped.
-            if let Some(transport) = self.transport_mut() {
+            if let Some(transport) = this.state.transport_mut() {
                 transport.linger_on_drop();
             }
         }
-        let stream = self.stream()?;
+        // A send wakes a dormant connection; the message counts once
+        // tungstenite holds it.
+        this.state.stream(&this.config)?;
+        this.state.note_moved(msg.len());
+        let stream = this.state.stream_if_awake().ok_or_else(Error::closed)?;
         Pin::new(stream)
             .start_send(msg.into_tungstenite())
             .map_err(Error::from_tungstenite)
