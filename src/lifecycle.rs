@@ -17,6 +17,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::transport::Unwrap;
+
 /// The server's shutdown and limits, as one request sees them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Lifecycle {
@@ -28,6 +30,9 @@ pub(crate) struct Lifecycle {
     pub(crate) limit: Option<Arc<Semaphore>>,
     /// The open streams of the HTTP/2 connection this request came on.
     pub(crate) streams: Option<Arc<Streams>>,
+    /// How an upgraded connection of the server's own I/O type gives its
+    /// `TcpStream` back (see `transport::Unwrap`).
+    pub(crate) unwrap_io: Option<Unwrap>,
 }
 
 /// What a WebSocket needs of the server's graceful shutdown: the signal,

@@ -31,6 +31,7 @@ macro_rules! impl_rejection {
         }
     };
 }
+#[cfg_attr(not(feature = "router"), allow(unused_imports))]
 pub(crate) use impl_rejection;
 
 /// A handshake rejection: a unit struct with a fixed status and reason.

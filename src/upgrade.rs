@@ -343,6 +343,7 @@ impl<F> WebSocketUpgrade<F> {
         let write_limit = config.write_limit();
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
         let shutdown = lifecycle.as_ref().map(Lifecycle::shutdown);
+        let unwrap_io = lifecycle.as_ref().and_then(|l| l.unwrap_io);
         let session = async move {
             // Held for the session's life: its place under the limit.
             let _admission = admission;
@@ -350,7 +351,7 @@ impl<F> WebSocketUpgrade<F> {
                 Ok(upgraded) => upgraded,
                 Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
             };
-            let (transport, prefix) = Transport::new(upgraded);
+            let (transport, prefix) = Transport::new(upgraded, unwrap_io);
             let keepalive = keepalive.map(|(i, t)| crate::keepalive::Keepalive::new(i, t));
             let socket = WebSocket::new(
                 transport,

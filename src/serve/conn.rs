@@ -16,19 +16,14 @@ use hyper::server::conn::http2;
 #[cfg(feature = "http2")]
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use super::sniff::{protocol_of, sniff, Sniffed};
 use crate::extract::ConnectInfo;
 use crate::handler::BoxFuture;
 use crate::lifecycle::{Lifecycle, StreamGuard, Streams};
+use crate::response::BoxError as ConnError;
 use crate::routing::Router;
-use crate::transport::Sniffed;
-
-/// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-type ConnError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The per-connection limits of [`Serve`](super::Serve).
 #[derive(Debug, Clone, Copy)]
@@ -254,30 +249,5 @@ impl http_body::Body for Held {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// Whether these first bytes are HTTP/2's preface (`Some(true)`), surely
-/// not (`Some(false)`), or too few to tell.
-fn protocol_of(first: &[u8]) -> Option<bool> {
-    let n = first.len().min(H2_PREFACE.len());
-    if first[..n] != H2_PREFACE[..n] {
-        Some(false)
-    } else if n == H2_PREFACE.len() {
-        Some(true)
-    } else {
-        None
-    }
-}
-
-/// Reads until the protocol is known; `None` if the peer closes first.
-async fn sniff(tcp: &mut TcpStream, first: &mut BytesMut) -> std::io::Result<Option<bool>> {
-    loop {
-        if tcp.read_buf(first).await? == 0 {
-            return Ok(None);
-        }
-        if let Some(is_h2) = protocol_of(first) {
-            return Ok(Some(is_h2));
-        }
     }
 }

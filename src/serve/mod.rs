@@ -10,6 +10,7 @@
 
 mod conn;
 mod signal;
+mod sniff;
 
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -199,6 +200,7 @@ impl Serve {
         let router = Arc::new(router);
         let lifecycle = Lifecycle {
             limit: max_websockets.map(|n| Arc::new(Semaphore::new(n))),
+            unwrap_io: Some(sniff::unwrap_upgraded),
             ..Lifecycle::default()
         };
         let open = max_connections.map(|n| Arc::new(Semaphore::new(n)));

@@ -115,3 +115,35 @@ async fn idle_connections_go_dormant_and_wake_for_traffic() {
     client.close(None).await.unwrap();
     expect("closing").await;
 }
+
+/// `serve` reads a connection's first bytes itself (to tell HTTP/1.1 from
+/// HTTP/2) and wraps the socket in a type of its own; the WebSocket still
+/// gets the plain `TcpStream` back (the fast path: deferred writes, no
+/// virtual calls), with the bytes read ahead intact.
+#[cfg(feature = "router")]
+#[tokio::test]
+async fn sockets_served_by_serve_are_unwrapped_to_tcp() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+    let app = crate::Router::new().websocket("/", move |mut socket: WebSocket| {
+        let tx = tx.clone();
+        async move {
+            let unwrapped = socket.state.transport().is_some_and(|t| t.can_defer());
+            let _ = tx.send(unwrapped);
+            while let Some(Ok(msg)) = socket.recv().await {
+                if socket.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { crate::serve(listener, app).await });
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(true));
+    client.send(tungstenite::Message::text("hi")).await.unwrap();
+    let echo = client.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap(), "hi");
+}

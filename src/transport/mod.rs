@@ -6,8 +6,8 @@
 //!
 //! - **Unwrapping.** hyper hands over an `Upgraded`, a boxed `dyn Io` behind
 //!   a rewind buffer; every read and write through it is a virtual call. When
-//!   the connection is a `TcpStream` served by hyper or hyper-util, it is
-//!   taken back out, and any bytes hyper had already read are handed to
+//!   the connection is a `TcpStream` served by hyper or hyper-util (or by
+//!   `serve`, which says how to unwrap its own type), it is taken back out, and any bytes hyper had already read are handed to
 //!   tungstenite as already-read data.
 //! - **Frame boundaries.** tungstenite allocates its read buffer up front
 //!   and keeps it for the connection's life. To let an idle connection give
@@ -68,10 +68,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Unwraps the upgraded connection when it is a `TcpStream`; returns the
-    /// transport and the bytes already read past the HTTP request, if any.
-    pub(crate) fn new(upgraded: Upgraded) -> (Self, Option<Vec<u8>>) {
-        let (io, read_buf) = unwrap(upgraded);
+    /// Unwraps the upgraded connection when it is a `TcpStream` (with the
+    /// server's own `unwrap`, if it gave one); returns the transport and the
+    /// bytes already read past the HTTP request, if any.
+    pub(crate) fn new(upgraded: Upgraded, unwrap_io: Option<Unwrap>) -> (Self, Option<Vec<u8>>) {
+        let (io, read_buf) = unwrap(upgraded, unwrap_io);
         let mut transport = Self {
             io,
             frames: FrameTracker::default(),
@@ -131,22 +132,19 @@ impl Transport {
     }
 }
 
-fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
-    // Served by `serve`, which looked at the first bytes itself.
-    let upgraded = match upgraded.downcast::<TokioIo<Sniffed>>() {
-        Ok(parts) => {
-            let sniffed = parts.io.into_inner();
-            // hyper read the sniffed bytes first: its leftovers come first.
-            let rest = if sniffed.prefix.is_empty() {
-                parts.read_buf
-            } else {
-                let mut all = bytes::BytesMut::from(parts.read_buf);
-                all.extend_from_slice(&sniffed.prefix);
-                all.freeze()
-            };
-            return (Io::Tcp(SharedTcp::new(sniffed.tcp)), rest);
-        }
-        Err(upgraded) => upgraded,
+/// Takes the `TcpStream` (and the bytes already read from it) out of an
+/// upgraded connection whose I/O type the transport cannot know: the server
+/// that chose the type hands this over with each request.
+pub(crate) type Unwrap = fn(Upgraded) -> Result<(TcpStream, bytes::Bytes), Upgraded>;
+
+fn unwrap(upgraded: Upgraded, by_server: Option<Unwrap>) -> (Io, bytes::Bytes) {
+    // Served by `serve`, whose connections are its own type.
+    let upgraded = match by_server {
+        Some(unwrap) => match unwrap(upgraded) {
+            Ok((tcp, rest)) => return (Io::Tcp(SharedTcp::new(tcp)), rest),
+            Err(upgraded) => upgraded,
+        },
+        None => upgraded,
     };
     #[cfg(feature = "http2")]
     let upgraded =
@@ -165,66 +163,6 @@ fn unwrap(upgraded: Upgraded) -> (Io, bytes::Bytes) {
             parts.read_buf,
         ),
         Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), bytes::Bytes::new()),
-    }
-}
-
-/// A connection whose first bytes were read to tell HTTP/1.1 from HTTP/2;
-/// they are replayed before the socket is read again.
-#[cfg_attr(not(feature = "router"), allow(dead_code))]
-pub(crate) struct Sniffed {
-    prefix: bytes::Bytes,
-    tcp: TcpStream,
-}
-
-#[cfg_attr(not(feature = "router"), allow(dead_code))]
-impl Sniffed {
-    pub(crate) fn new(tcp: TcpStream, prefix: bytes::Bytes) -> Self {
-        Self { prefix, tcp }
-    }
-}
-
-impl AsyncRead for Sniffed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.prefix.is_empty() {
-            return Pin::new(&mut self.tcp).poll_read(cx, buf);
-        }
-        let n = self.prefix.len().min(buf.remaining());
-        buf.put_slice(&self.prefix.split_to(n));
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Sniffed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
