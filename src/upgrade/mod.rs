@@ -23,24 +23,21 @@
 //! }
 //! ```
 
+mod handshake;
+
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use http::request::Parts;
 use http::{header, Extensions, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
-use sha1::{Digest, Sha1};
 
 use crate::config::{Config, ProtocolPolicy};
 use crate::lifecycle::Lifecycle;
 use crate::message::Utf8Bytes;
 use crate::rejection::{
-    ConnectionNotUpgradable, DuplicateHeader, HttpVersionTooOld, InvalidConnectionHeader,
-    InvalidKey, InvalidProtocolHeader, InvalidUpgradeHeader, MethodNotGet, MissingHost,
-    NoMatchingProtocol, OriginRefused, TooManyWebSockets, UnsupportedVersion,
+    ConnectionNotUpgradable, NoMatchingProtocol, OriginRefused, TooManyWebSockets,
     WebSocketUpgradeRejection,
 };
 use crate::response::{Body, IntoResponse, Response};
@@ -122,30 +119,8 @@ impl WebSocketUpgrade {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
-        let key = if version == Version::HTTP_2 {
-            check_http2(method, extensions)?;
-            check_version(headers)?;
-            None
-        } else {
-            if version < Version::HTTP_11 {
-                return Err(HttpVersionTooOld.into());
-            }
-            if method != Method::GET {
-                return Err(MethodNotGet.into());
-            }
-            if !headers.contains_key(header::HOST) {
-                return Err(MissingHost.into());
-            }
-            if !has_token(headers, &header::CONNECTION, "upgrade") {
-                return Err(InvalidConnectionHeader.into());
-            }
-            if !has_token(headers, &header::UPGRADE, "websocket") {
-                return Err(InvalidUpgradeHeader.into());
-            }
-            check_version(headers)?;
-            Some(check_key(headers)?)
-        };
-        let offered = offered_protocols(headers)?;
+        let key = handshake::check_request(method, version, headers, extensions)?;
+        let offered = handshake::offered_protocols(headers)?;
         let mut origins = headers.get_all(header::ORIGIN).iter();
         let origin = origins.next().cloned();
         let duplicate_origin = origins.next().is_some();
@@ -379,7 +354,10 @@ impl<F> WebSocketUpgrade<F> {
             let headers = res.headers_mut();
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_key(key.as_bytes()));
+            headers.insert(
+                header::SEC_WEBSOCKET_ACCEPT,
+                handshake::accept_key(key.as_bytes()),
+            );
         }
         if let Some(protocol) = protocol.and_then(|p| HeaderValue::from_str(p).ok()) {
             res.headers_mut()
@@ -438,134 +416,5 @@ impl OnFailedUpgrade for DefaultOnFailedUpgrade {
     fn call(self, error: Error) {
         let cause = std::error::Error::source(&error).map(ToString::to_string);
         tracing::warn!(%error, ?cause, "WebSocket upgrade failed");
-    }
-}
-
-#[cfg(feature = "http2")]
-fn check_http2(method: &Method, extensions: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
-    use crate::rejection::{InvalidProtocolPseudoHeader, MethodNotConnect};
-    if method != Method::CONNECT {
-        return Err(MethodNotConnect.into());
-    }
-    match extensions.get::<hyper::ext::Protocol>() {
-        Some(p) if p.as_str().eq_ignore_ascii_case("websocket") => Ok(()),
-        _ => Err(InvalidProtocolPseudoHeader.into()),
-    }
-}
-
-#[cfg(not(feature = "http2"))]
-fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
-    Err(ConnectionNotUpgradable.into())
-}
-
-/// Whether a comma-separated header, over all its lines, lists `token`
-/// (ASCII case-insensitive).
-fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// The one value of a header that must appear at most once.
-fn single<'a>(
-    headers: &'a HeaderMap,
-    name: &header::HeaderName,
-) -> Result<Option<&'a HeaderValue>, WebSocketUpgradeRejection> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(DuplicateHeader.into());
-    }
-    Ok(first)
-}
-
-fn check_version(headers: &HeaderMap) -> Result<(), WebSocketUpgradeRejection> {
-    match single(headers, &header::SEC_WEBSOCKET_VERSION)? {
-        Some(v) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
-        _ => Err(UnsupportedVersion.into()),
-    }
-}
-
-fn check_key(headers: &HeaderMap) -> Result<HeaderValue, WebSocketUpgradeRejection> {
-    let key = single(headers, &header::SEC_WEBSOCKET_KEY)?.ok_or(InvalidKey)?;
-    let trimmed = key.as_bytes().trim_ascii();
-    // 16 bytes are 24 base64 characters with padding; check before decoding
-    // so a huge header is not decoded at all.
-    let mut decoded = [0u8; 18];
-    if trimmed.len() != 24 || BASE64.decode_slice(trimmed, &mut decoded) != Ok(16) {
-        return Err(InvalidKey.into());
-    }
-    Ok(key.clone())
-}
-
-fn offered_protocols(headers: &HeaderMap) -> Result<Vec<Box<str>>, WebSocketUpgradeRejection> {
-    let mut offered = Vec::new();
-    for line in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
-        let line = line.to_str().map_err(|_| InvalidProtocolHeader)?;
-        for token in line.split(',').map(str::trim) {
-            if token.is_empty() {
-                return Err(InvalidProtocolHeader.into());
-            }
-            offered.push(token.into());
-        }
-    }
-    Ok(offered)
-}
-
-/// `Sec-WebSocket-Accept`: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2.
-fn accept_key(key: &[u8]) -> HeaderValue {
-    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    let mut sha1 = Sha1::new();
-    sha1.update(key.trim_ascii());
-    sha1.update(GUID);
-    let encoded = BASE64.encode(sha1.finalize());
-    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_key_matches_rfc_6455_example() {
-        // RFC 6455 §1.3.
-        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
-        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
-
-    #[test]
-    fn connection_tokens_are_parsed_as_a_list() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        headers.append(
-            header::CONNECTION,
-            HeaderValue::from_static("foo, UpGrade "),
-        );
-        assert!(has_token(&headers, &header::CONNECTION, "upgrade"));
-        assert!(!has_token(&headers, &header::CONNECTION, "upgrad"));
-    }
-
-    #[test]
-    fn keys_must_decode_to_sixteen_bytes() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::SEC_WEBSOCKET_KEY,
-            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
-        );
-        assert!(check_key(&headers).is_ok());
-        // 17 bytes.
-        headers.insert(
-            header::SEC_WEBSOCKET_KEY,
-            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAA="),
-        );
-        assert!(check_key(&headers).is_err());
-        headers.insert(
-            header::SEC_WEBSOCKET_KEY,
-            HeaderValue::from_static("not base64 at all!!!!!!!"),
-        );
-        assert!(check_key(&headers).is_err());
     }
 }

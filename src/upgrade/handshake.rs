@@ -1,0 +1,180 @@
+//! The rules a request must follow to be a WebSocket opening handshake
+//! (RFC 6455 §4.2.1 on HTTP/1.1, RFC 8441 §4 on HTTP/2), each failure its
+//! own rejection, and the accept key of the answer (§4.2.2).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::{header, Extensions, HeaderMap, HeaderValue, Method, Version};
+use sha1::{Digest, Sha1};
+
+#[cfg(not(feature = "http2"))]
+use crate::rejection::ConnectionNotUpgradable;
+use crate::rejection::{
+    DuplicateHeader, HttpVersionTooOld, InvalidConnectionHeader, InvalidKey, InvalidProtocolHeader,
+    InvalidUpgradeHeader, MethodNotGet, MissingHost, UnsupportedVersion, WebSocketUpgradeRejection,
+};
+
+/// Checks the method, version and upgrade headers; returns the
+/// `Sec-WebSocket-Key` to answer (`None` on HTTP/2, which has none).
+pub(super) fn check_request(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Result<Option<HeaderValue>, WebSocketUpgradeRejection> {
+    if version == Version::HTTP_2 {
+        check_http2(method, extensions)?;
+        check_version(headers)?;
+        return Ok(None);
+    }
+    if version < Version::HTTP_11 {
+        return Err(HttpVersionTooOld.into());
+    }
+    if method != Method::GET {
+        return Err(MethodNotGet.into());
+    }
+    if !headers.contains_key(header::HOST) {
+        return Err(MissingHost.into());
+    }
+    if !has_token(headers, &header::CONNECTION, "upgrade") {
+        return Err(InvalidConnectionHeader.into());
+    }
+    if !has_token(headers, &header::UPGRADE, "websocket") {
+        return Err(InvalidUpgradeHeader.into());
+    }
+    check_version(headers)?;
+    Ok(Some(check_key(headers)?))
+}
+
+#[cfg(feature = "http2")]
+fn check_http2(method: &Method, extensions: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
+    use crate::rejection::{InvalidProtocolPseudoHeader, MethodNotConnect};
+    if method != Method::CONNECT {
+        return Err(MethodNotConnect.into());
+    }
+    match extensions.get::<hyper::ext::Protocol>() {
+        Some(p) if p.as_str().eq_ignore_ascii_case("websocket") => Ok(()),
+        _ => Err(InvalidProtocolPseudoHeader.into()),
+    }
+}
+
+#[cfg(not(feature = "http2"))]
+fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejection> {
+    Err(ConnectionNotUpgradable.into())
+}
+
+/// Whether a comma-separated header, over all its lines, lists `token`
+/// (ASCII case-insensitive).
+fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The one value of a header that must appear at most once.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'a HeaderValue>, WebSocketUpgradeRejection> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(DuplicateHeader.into());
+    }
+    Ok(first)
+}
+
+fn check_version(headers: &HeaderMap) -> Result<(), WebSocketUpgradeRejection> {
+    match single(headers, &header::SEC_WEBSOCKET_VERSION)? {
+        Some(v) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
+        _ => Err(UnsupportedVersion.into()),
+    }
+}
+
+fn check_key(headers: &HeaderMap) -> Result<HeaderValue, WebSocketUpgradeRejection> {
+    let key = single(headers, &header::SEC_WEBSOCKET_KEY)?.ok_or(InvalidKey)?;
+    let trimmed = key.as_bytes().trim_ascii();
+    // 16 bytes are 24 base64 characters with padding; check before decoding
+    // so a huge header is not decoded at all.
+    let mut decoded = [0u8; 18];
+    if trimmed.len() != 24 || BASE64.decode_slice(trimmed, &mut decoded) != Ok(16) {
+        return Err(InvalidKey.into());
+    }
+    Ok(key.clone())
+}
+
+/// Every subprotocol offered, over all `Sec-WebSocket-Protocol` lines, in
+/// order.
+pub(super) fn offered_protocols(
+    headers: &HeaderMap,
+) -> Result<Vec<Box<str>>, WebSocketUpgradeRejection> {
+    let mut offered = Vec::new();
+    for line in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let line = line.to_str().map_err(|_| InvalidProtocolHeader)?;
+        for token in line.split(',').map(str::trim) {
+            if token.is_empty() {
+                return Err(InvalidProtocolHeader.into());
+            }
+            offered.push(token.into());
+        }
+    }
+    Ok(offered)
+}
+
+/// `Sec-WebSocket-Accept`: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2.
+pub(super) fn accept_key(key: &[u8]) -> HeaderValue {
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = Sha1::new();
+    sha1.update(key.trim_ascii());
+    sha1.update(GUID);
+    let encoded = BASE64.encode(sha1.finalize());
+    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_rfc_6455_example() {
+        // RFC 6455 §1.3.
+        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn connection_tokens_are_parsed_as_a_list() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("foo, UpGrade "),
+        );
+        assert!(has_token(&headers, &header::CONNECTION, "upgrade"));
+        assert!(!has_token(&headers, &header::CONNECTION, "upgrad"));
+    }
+
+    #[test]
+    fn keys_must_decode_to_sixteen_bytes() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
+        );
+        assert!(check_key(&headers).is_ok());
+        // 17 bytes.
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAA="),
+        );
+        assert!(check_key(&headers).is_err());
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("not base64 at all!!!!!!!"),
+        );
+        assert!(check_key(&headers).is_err());
+    }
+}
