@@ -214,7 +214,10 @@ impl Error {
             Kind::SlowConsumer(code) => (code, "slow consumer"),
             _ => return None,
         };
-        Some(CloseFrame::new(code, crate::Utf8Bytes::from_static(reason)))
+        Some(CloseFrame::new(
+            code,
+            crate::message::Utf8Bytes::from_static(reason),
+        ))
     }
 
     fn description(&self) -> &'static str {

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use crate::{Error, Message};
+use crate::error::Error;
+use crate::message::Message;
 
 /// Serializes a value into a text message.
 pub(crate) fn to_message<T: serde::Serialize + ?Sized>(value: &T) -> Result<Message, Error> {

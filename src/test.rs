@@ -45,9 +45,10 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::error::Error;
 use crate::extract::ConnectInfo;
+use crate::message::Message;
 use crate::routing::Router;
-use crate::{Error, Message};
 
 /// Size of each in-memory connection's buffer in each direction.
 const PIPE: usize = 256 * 1024;
@@ -156,7 +157,7 @@ impl TestClient {
                     // As `serve` would: handlers asking for the peer get one.
                     req.extensions_mut().insert(ConnectInfo(TEST_PEER));
                     req.extensions_mut().insert(TEST_PEER);
-                    let fut = router.dispatch(req.map(crate::Body::new));
+                    let fut = router.dispatch(req.map(crate::response::Body::new));
                     async move { Ok::<_, Infallible>(fut.await) }
                 });
             let _ = hyper::server::conn::http1::Builder::new()

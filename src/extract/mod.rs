@@ -40,9 +40,9 @@ use std::future::Future;
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri};
 
+use crate::rejection::WebSocketUpgradeRejection;
 use crate::response::IntoResponse;
 use crate::upgrade::WebSocketUpgrade;
-use crate::WebSocketUpgradeRejection;
 #[cfg(feature = "json")]
 pub use body::Json;
 pub use body::DEFAULT_BODY_LIMIT;
@@ -51,7 +51,7 @@ pub(crate) use path::PathParams;
 use rejection::{MissingConnectInfo, MissingExtension, QueryRejection};
 
 /// An HTTP request with this crate's body.
-pub type Request<B = crate::Body> = http::Request<B>;
+pub type Request<B = crate::response::Body> = http::Request<B>;
 
 /// Extracts a value from the request's head (method, URI, headers,
 /// extensions) and the router's state.

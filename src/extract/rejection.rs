@@ -142,8 +142,8 @@ impl_rejection!(BodyRejection);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rejection::WebSocketUpgradeRejection;
     use crate::response::IntoResponse;
-    use crate::WebSocketUpgradeRejection;
 
     /// Every rejection answers with its own `status()` and `body_text()`,
     /// and shows the same text.

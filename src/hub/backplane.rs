@@ -18,7 +18,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::registry::Registry;
-use crate::{Message, Utf8Bytes};
+use crate::message::Message;
+use crate::message::Utf8Bytes;
 
 /// Envelopes waiting to be published; past this, new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;

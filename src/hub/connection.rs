@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use super::outbox::Outbox;
 use super::Hub;
+use crate::error::Error;
+use crate::message::Message;
 use crate::socket::WebSocketReceiver;
-use crate::{Error, Message};
 
 /// A connection's id: unique within the process, printable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

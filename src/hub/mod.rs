@@ -40,10 +40,10 @@ mod writer;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::socket::WebSocket;
 #[cfg(any(feature = "json", feature = "redis"))]
-use crate::Error;
-use crate::Message;
+use crate::error::Error;
+use crate::message::Message;
+use crate::socket::WebSocket;
 pub use connection::{Connection, ConnectionId, Inbox};
 use outbox::Outbox;
 pub use outbox::SlowConsumer;

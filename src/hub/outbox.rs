@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use crate::Message;
+use crate::message::Message;
 
 /// What to do with a connection whose queue is full when a message for it
 /// arrives.
@@ -24,7 +24,7 @@ pub enum SlowConsumer {
 
 impl Default for SlowConsumer {
     fn default() -> Self {
-        Self::Close(crate::close_code::POLICY)
+        Self::Close(crate::message::close_code::POLICY)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::outbox::{Outbox, Refused};
 use super::ConnectionId;
-use crate::Message;
+use crate::message::Message;
 
 /// The connections of one hub and their rooms.
 #[derive(Default)]

@@ -9,8 +9,9 @@ use futures_util::{FutureExt, SinkExt};
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
+use crate::error::Error;
+use crate::message::CloseFrame;
 use crate::socket::WebSocketSender;
-use crate::{CloseFrame, Error};
 
 /// How long a closing writer may take to say goodbye to its peer.
 const GOODBYE: Duration = Duration::from_secs(1);
@@ -89,7 +90,7 @@ pub(super) async fn write_loop(
                 // included), then close unless the peer already did.
                 let goodbye = async {
                     let _ = SinkExt::flush(&mut tx).await;
-                    let _ = tx.close(crate::close_code::NORMAL, "").await;
+                    let _ = tx.close(crate::message::close_code::NORMAL, "").await;
                 };
                 let _ = tokio::time::timeout(GOODBYE, goodbye).await;
                 return;

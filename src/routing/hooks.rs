@@ -42,12 +42,16 @@ use http::request::Parts;
 use http::StatusCode;
 
 use super::route::{endpoint, Endpoint};
+use crate::error::Error;
 use crate::extract::rejection::MissingExtension;
 use crate::extract::{FromRequestParts, Request};
 use crate::handler::Handler;
 use crate::hub::{Connection, Hub};
+use crate::message::close_code;
+use crate::message::CloseFrame;
+use crate::message::Message;
 use crate::response::{Body, IntoResponse, Response};
-use crate::{close_code, CloseFrame, Error, Message, WebSocket};
+use crate::socket::WebSocket;
 
 /// The handlers of a hub route; see [`Router::hub`](crate::Router::hub).
 pub struct Hooks<S = ()> {
@@ -137,7 +141,7 @@ pub struct Refuse(CloseFrame);
 
 impl Refuse {
     /// Refuses with this close code (4000-4999 for your own) and reason.
-    pub fn new(code: u16, reason: impl Into<crate::Utf8Bytes>) -> Self {
+    pub fn new(code: u16, reason: impl Into<crate::message::Utf8Bytes>) -> Self {
         Self(CloseFrame::new(code, reason))
     }
 }
@@ -194,7 +198,7 @@ pub(crate) fn hub_endpoint<S: Clone + Send + Sync + 'static>(
         let (mut parts, _) = req.into_parts();
         let (hub, hooks) = (hub.clone(), hooks.clone());
         Box::pin(async move {
-            match crate::WebSocketUpgrade::from_parts(&mut parts) {
+            match crate::upgrade::WebSocketUpgrade::from_parts(&mut parts) {
                 Ok(ws) => ws.on_upgrade(move |socket| run(socket, hub, hooks, parts, state)),
                 Err(rejection) => rejection.into_response(),
             }

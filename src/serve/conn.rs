@@ -195,9 +195,9 @@ impl Connection {
         streams: Option<Arc<Streams>>,
     ) -> impl hyper::service::Service<
         http::Request<Incoming>,
-        Response = crate::Response,
+        Response = crate::response::Response,
         Error = std::convert::Infallible,
-        Future = BoxFuture<Result<crate::Response, std::convert::Infallible>>,
+        Future = BoxFuture<Result<crate::response::Response, std::convert::Infallible>>,
     > + Clone
            + Send
            + 'static {
@@ -213,11 +213,13 @@ impl Connection {
             extensions.insert(peer);
             extensions.insert(lifecycle.clone());
             let stream = streams.as_ref().map(Streams::open);
-            let fut = router.dispatch(req.map(crate::Body::new));
+            let fut = router.dispatch(req.map(crate::response::Body::new));
             Box::pin(async move {
                 let res = fut.await;
                 Ok(match stream {
-                    Some(stream) => res.map(|body| crate::Body::new(Held { body, stream })),
+                    Some(stream) => {
+                        res.map(|body| crate::response::Body::new(Held { body, stream }))
+                    }
                     None => res,
                 })
             }) as BoxFuture<_>
@@ -227,7 +229,7 @@ impl Connection {
 
 /// A response body that keeps its HTTP/2 stream counted as open.
 struct Held {
-    body: crate::Body,
+    body: crate::response::Body,
     #[allow(dead_code)]
     stream: StreamGuard,
 }

@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::state::{State, Stream as TsStream};
 use super::{Peeked, WebSocket};
+use crate::error::Error;
 use crate::keepalive::{Due, Keepalive};
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
-use crate::Error;
 
 impl WebSocket {
     pub(crate) fn new(

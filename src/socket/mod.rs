@@ -91,11 +91,11 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::error::Error;
 use crate::keepalive::Keepalive;
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
-use crate::Error;
 use split::Halves;
 pub use split::{ReuniteError, WebSocketReceiver, WebSocketSender};
 use state::State;

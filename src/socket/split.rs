@@ -12,8 +12,8 @@ use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
 use super::WebSocket;
+use crate::error::Error;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
-use crate::Error;
 
 /// The wakers of a split socket's two halves, behind one waker that wakes
 /// both. tungstenite keeps a single waker for write readiness, so whichever

@@ -25,8 +25,8 @@ use futures_util::FutureExt;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::error::Error;
 use crate::transport::Transport;
-use crate::Error;
 
 /// A message at least this large leaves tungstenite with large buffers.
 const HEAVY: usize = 32 * 1024;

@@ -12,7 +12,9 @@ use tokio_tungstenite::tungstenite;
 
 use super::state::RELEASE_AFTER;
 use super::WebSocket;
-use crate::{IntoResponse, Message, WebSocketUpgrade};
+use crate::message::Message;
+use crate::response::IntoResponse;
+use crate::upgrade::WebSocketUpgrade;
 
 /// Serves one WebSocket on a real TCP port; `session` gets the socket and
 /// a channel to report what it saw.

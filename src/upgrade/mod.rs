@@ -34,6 +34,7 @@ use http::{header, Extensions, HeaderMap, HeaderValue, Method, Request, StatusCo
 use hyper::upgrade::OnUpgrade;
 
 use crate::config::{Config, ProtocolPolicy};
+use crate::error::Error;
 use crate::lifecycle::Lifecycle;
 use crate::message::Utf8Bytes;
 use crate::rejection::{
@@ -43,7 +44,6 @@ use crate::rejection::{
 use crate::response::{Body, IntoResponse, Response};
 use crate::socket::WebSocket;
 use crate::transport::Transport;
-use crate::Error;
 
 /// A validated WebSocket opening handshake, waiting for a callback.
 ///
