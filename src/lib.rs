@@ -144,6 +144,26 @@ pub use crate::{
     routing::Router,
     serve::{serve, shutdown_signal, Serve},
 };
+// The guides' code blocks compile and run as doctests.
+#[cfg(all(doctest, feature = "router", feature = "json"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
+#[cfg(all(doctest, feature = "router", feature = "json"))]
+#[doc = include_str!("../docs/configuration.md")]
+mod guide_configuration {}
+#[cfg(all(doctest, feature = "router", feature = "json"))]
+#[doc = include_str!("../docs/handshake.md")]
+mod guide_handshake {}
+#[cfg(all(doctest, feature = "router", feature = "json", feature = "redis"))]
+#[doc = include_str!("../docs/realtime.md")]
+mod guide_realtime {}
+#[cfg(all(doctest, feature = "router", feature = "json"))]
+#[doc = include_str!("../docs/routing.md")]
+mod guide_routing {}
+#[cfg(all(doctest, feature = "router", feature = "json"))]
+#[doc = include_str!("../docs/performance.md")]
+mod guide_performance {}
+
 /// The rustls crate, as used by [`Serve::tls`].
 #[cfg(feature = "tls")]
 pub use tokio_rustls::rustls;
