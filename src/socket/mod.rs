@@ -240,19 +240,19 @@ impl WebSocket {
     pub fn split(mut self) -> (WebSocketSender, WebSocketReceiver) {
         let halves = Arc::new(Halves::default());
         self.halves = Some((halves.clone(), Waker::from(halves)));
-        let protocol = self.protocol.clone();
-        let peer_addr = self.peer_addr();
+        let peer = split::Peer {
+            protocol: self.protocol.clone(),
+            addr: self.peer_addr(),
+        };
         let (sink, stream) = StreamExt::split(self);
         (
             WebSocketSender {
                 inner: sink,
-                protocol: protocol.clone(),
-                peer_addr,
+                peer: peer.clone(),
             },
             WebSocketReceiver {
                 inner: stream,
-                protocol,
-                peer_addr,
+                peer,
             },
         )
     }

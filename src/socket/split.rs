@@ -38,14 +38,37 @@ impl Wake for Halves {
     }
 }
 
+/// What both halves know of the handshake and the peer.
+#[derive(Debug, Clone)]
+pub(super) struct Peer {
+    pub(super) protocol: Option<Utf8Bytes>,
+    pub(super) addr: Option<SocketAddr>,
+}
+
+/// The getters both halves share.
+macro_rules! peer_getters {
+    () => {
+        /// The subprotocol chosen during the handshake, if any.
+        #[must_use]
+        pub fn protocol(&self) -> Option<&str> {
+            self.peer.protocol.as_deref()
+        }
+
+        /// The peer's address, when known.
+        #[must_use]
+        pub fn peer_addr(&self) -> Option<SocketAddr> {
+            self.peer.addr
+        }
+    };
+}
+
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
 ///
 /// Each [`send`](Self::send) flushes; to batch, [`feed`](SinkExt::feed)
 /// several messages and [`flush`](Self::flush) once.
 pub struct WebSocketSender {
     pub(super) inner: SplitSink<WebSocket, Message>,
-    pub(super) protocol: Option<Utf8Bytes>,
-    pub(super) peer_addr: Option<SocketAddr>,
+    pub(super) peer: Peer,
 }
 
 impl WebSocketSender {
@@ -60,17 +83,7 @@ impl WebSocketSender {
 
     super::sending_helpers!();
 
-    /// The subprotocol chosen during the handshake, if any.
-    #[must_use]
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The peer's address, when known.
-    #[must_use]
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
-    }
+    peer_getters!();
 
     /// Puts the two halves back together.
     ///
@@ -78,27 +91,16 @@ impl WebSocketSender {
     ///
     /// Gives both halves back when they come from different sockets.
     pub fn reunite(self, receiver: WebSocketReceiver) -> Result<WebSocket, ReuniteError> {
-        let WebSocketSender {
-            inner,
-            protocol,
-            peer_addr,
-        } = self;
-        let WebSocketReceiver {
-            inner: stream,
-            protocol: rx_protocol,
-            peer_addr: rx_peer,
-        } = receiver;
-        stream.reunite(inner).map_err(|err| {
+        let (tx_peer, rx_peer) = (self.peer, receiver.peer);
+        receiver.inner.reunite(self.inner).map_err(|err| {
             ReuniteError(Box::new((
                 WebSocketSender {
                     inner: err.0,
-                    protocol,
-                    peer_addr,
+                    peer: tx_peer,
                 },
                 WebSocketReceiver {
                     inner: err.1,
-                    protocol: rx_protocol,
-                    peer_addr: rx_peer,
+                    peer: rx_peer,
                 },
             )))
         })
@@ -134,8 +136,7 @@ impl std::error::Error for ReuniteError {}
 impl fmt::Debug for WebSocketSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketSender")
-            .field("protocol", &self.protocol)
-            .field("peer_addr", &self.peer_addr)
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
@@ -163,8 +164,7 @@ impl Sink<Message> for WebSocketSender {
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
 pub struct WebSocketReceiver {
     pub(super) inner: SplitStream<WebSocket>,
-    pub(super) protocol: Option<Utf8Bytes>,
-    pub(super) peer_addr: Option<SocketAddr>,
+    pub(super) peer: Peer,
 }
 
 impl WebSocketReceiver {
@@ -181,24 +181,13 @@ impl WebSocketReceiver {
         crate::json::recv(self).await
     }
 
-    /// The subprotocol chosen during the handshake, if any.
-    #[must_use]
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The peer's address, when known.
-    #[must_use]
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
-    }
+    peer_getters!();
 }
 
 impl fmt::Debug for WebSocketReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketReceiver")
-            .field("protocol", &self.protocol)
-            .field("peer_addr", &self.peer_addr)
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
