@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-30}
-targets=(handshake frame_tracker path_params envelope)
+targets=(handshake frame_tracker path_params envelope deflate_offer inflate_stream deflate_round_trip)
 cargo +nightly fuzz build -O
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"

@@ -43,6 +43,8 @@ pub struct Config {
     pub(crate) origin: OriginPolicy,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) pong_timeout: Duration,
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: Option<crate::deflate::Deflate>,
 }
 
 impl Default for Config {
@@ -60,6 +62,8 @@ impl Default for Config {
             origin: OriginPolicy::any(),
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(20),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -210,6 +214,18 @@ impl Config {
         self
     }
 
+    /// Offers permessage-deflate compression (RFC 7692) to clients that ask
+    /// for it; `None` (the default) declines it. See [`Deflate`] for the two
+    /// modes, and `docs/configuration.md` for what each costs.
+    ///
+    /// [`Deflate`]: crate::Deflate
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn deflate(mut self, deflate: impl Into<Option<crate::deflate::Deflate>>) -> Self {
+        self.deflate = deflate.into();
+        self
+    }
+
     /// The largest incoming message accepted ([`max_message_size`](Self::max_message_size)),
     /// `None` for no limit.
     #[must_use]
@@ -221,6 +237,16 @@ impl Config {
     /// most preferred first.
     pub fn supported_protocols(&self) -> impl Iterator<Item = &str> {
         self.protocols.iter().map(|p| &**p)
+    }
+
+    #[cfg(feature = "deflate")]
+    fn deflate_settings(&self) -> Option<crate::deflate::Deflate> {
+        self.deflate
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn deflate_settings(&self) -> Option<()> {
+        None
     }
 
     /// The tungstenite settings these map onto.
@@ -261,6 +287,7 @@ impl fmt::Debug for Config {
             .field("accept_unmasked_frames", &self.accept_unmasked_frames)
             .field("protocols", &self.protocols)
             .field("protocol_policy", &self.protocol_policy)
+            .field("deflate", &self.deflate_settings())
             .field("require_protocol", &self.require_protocol)
             .field("origin", &self.origin)
             .field("ping_interval", &self.ping_interval)

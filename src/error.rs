@@ -98,6 +98,22 @@ impl Error {
     }
 
     pub(crate) fn from_tungstenite(err: ts::Error) -> Self {
+        // The deflate layer fails a connection through an I/O error that
+        // carries the close code it calls for.
+        #[cfg(feature = "deflate")]
+        if let ts::Error::Io(io) = &err {
+            if let Some(fault) = io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<crate::deflate::Fault>())
+            {
+                let kind = if fault.code == close_code::SIZE {
+                    Kind::TooLarge
+                } else {
+                    Kind::Protocol
+                };
+                return Self::new(kind, *fault);
+            }
+        }
         let kind = match &err {
             ts::Error::ConnectionClosed | ts::Error::AlreadyClosed => Kind::Closed,
             ts::Error::Io(_)

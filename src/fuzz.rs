@@ -114,3 +114,216 @@ pub fn path_params(data: &[u8]) {
 pub fn envelope(data: &[u8]) {
     crate::hub::fuzz_envelope(data);
 }
+
+/// Parses `data` as `Sec-WebSocket-Extensions` lines (split at `\n`) and
+/// negotiates with both modes: never panics, and an accepted offer's answer
+/// parses back as one offer that is accepted with the same parameters.
+#[cfg(feature = "deflate")]
+pub fn deflate_offer(data: &[u8]) {
+    use crate::deflate::offer;
+    use crate::deflate::Deflate;
+    let mut headers = http::HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        if let Ok(value) = http::HeaderValue::from_bytes(line) {
+            headers.append(http::header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
+    }
+    for settings in [
+        Deflate::shared(),
+        Deflate::dedicated().context_takeover(true).window_bits(15),
+    ] {
+        let Some((params, answer)) = offer::negotiate(&headers, &settings) else {
+            continue;
+        };
+        let mut again = http::HeaderMap::new();
+        again.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, answer);
+        let offers = offer::offers(&again);
+        assert_eq!(offers.len(), 1, "{offers:?}");
+        let reread = offer::accept(&offers[0], &settings).expect("our answer is acceptable");
+        assert_eq!(
+            reread.server_no_context_takeover,
+            params.server_no_context_takeover
+        );
+        assert_eq!(
+            reread.client_no_context_takeover,
+            params.client_no_context_takeover
+        );
+        assert_eq!(reread.server_max_window_bits, params.server_max_window_bits);
+    }
+}
+
+/// The inflating read side, fed `data` as a peer's byte stream in chunks
+/// whose sizes come from its first two bytes: never panics, never holds
+/// more than a chunk of output, and stops at the first fault.
+#[cfg(feature = "deflate")]
+pub fn inflate_stream(data: &[u8]) {
+    let Some((seed, wire)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let params = crate::deflate::DeflateParams {
+        server_no_context_takeover: seed[0] & 1 != 0,
+        client_no_context_takeover: seed[0] & 2 != 0,
+        server_max_window_bits: 15,
+        answer_server_window: false,
+        client_max_window_bits: 15,
+        answer_client_window: false,
+    };
+    let mut inflater = crate::deflate::Inflater::new(params, seed[0] & 4 != 0, 1 << 20);
+    let mut state = u32::from(u16::from_le_bytes(*seed)) | 1;
+    let mut at = 0;
+    let mut handed = 0usize;
+    while at < wire.len() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let end = (at + 1 + state as usize % 512).min(wire.len());
+        inflater.feed(&wire[at..end]);
+        at = end;
+        loop {
+            let progressed = inflater.process();
+            let out = inflater.output().len();
+            assert!(out <= 2 * (16 * 1024 + 14) + 512, "{out} bytes held");
+            handed += out;
+            inflater.consume(out);
+            if inflater.fault().is_some() {
+                return;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        // Output is bounded by what the frames could inflate to.
+        assert!(handed < 64 << 20);
+    }
+}
+
+/// Compresses messages (sizes and bytes from `data`) with the write side,
+/// then inflates the frames it wrote with the read side (masking them as a
+/// client would): what comes out is what went in, message by message.
+#[cfg(feature = "deflate")]
+pub fn deflate_round_trip(data: &[u8]) {
+    use crate::deflate::{Compressor, Deflate, DeflateParams, Inflater};
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let params = DeflateParams {
+        server_no_context_takeover: flags & 1 != 0,
+        client_no_context_takeover: flags & 1 != 0,
+        server_max_window_bits: 9 + flags % 7,
+        answer_server_window: false,
+        client_max_window_bits: 15,
+        answer_client_window: false,
+    };
+    let settings = Deflate::dedicated().threshold(usize::from(flags >> 4) * 16);
+    let mut compressor = Compressor::new(params, &settings);
+    // The messages: `body` cut at every 0xff byte.
+    let messages: Vec<&[u8]> = body.split(|b| *b == 0xff).collect();
+    let mut wire = Vec::new();
+    for msg in &messages {
+        let mut frame = vec![0x82];
+        push_len(&mut frame, msg.len(), false);
+        frame.extend_from_slice(msg);
+        let mut at = 0;
+        while at < frame.len() {
+            at += compressor.encode(&frame[at..]);
+            wire.extend_from_slice(compressor.pending());
+            let n = compressor.pending().len();
+            compressor.written(n);
+        }
+        while !compressor.at_rest() {
+            compressor.encode(&[]);
+            wire.extend_from_slice(compressor.pending());
+            let n = compressor.pending().len();
+            compressor.written(n);
+        }
+    }
+    // As a client sends them: the same frames, masked with a zero key.
+    let masked = mask_frames(&wire);
+    let client = DeflateParams {
+        client_no_context_takeover: params.server_no_context_takeover,
+        client_max_window_bits: params.server_max_window_bits,
+        ..params
+    };
+    let mut inflater = Inflater::new(client, false, usize::MAX);
+    inflater.feed(&masked);
+    let mut plain = Vec::new();
+    while inflater.process() || !inflater.output().is_empty() {
+        assert!(inflater.fault().is_none(), "{:?}", inflater.fault());
+        plain.extend_from_slice(inflater.output());
+        let n = inflater.output().len();
+        inflater.consume(n);
+    }
+    assert!(inflater.fault().is_none());
+    assert_eq!(payloads(&plain), messages);
+}
+
+#[cfg(feature = "deflate")]
+fn push_len(frame: &mut Vec<u8>, len: usize, masked: bool) {
+    let m = if masked { 0x80 } else { 0 };
+    if len < 126 {
+        frame.push(m | len as u8);
+    } else if len <= 0xffff {
+        frame.push(m | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(m | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// Server frames (unmasked) rewritten as client frames with a zero mask.
+#[cfg(feature = "deflate")]
+fn mask_frames(wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < wire.len() {
+        let (b0, b1) = (wire[at], wire[at + 1]);
+        let (len, head) = match b1 & 0x7f {
+            126 => (
+                usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]])),
+                4,
+            ),
+            127 => {
+                let bytes: [u8; 8] = wire[at + 2..at + 10].try_into().unwrap_or_default();
+                (u64::from_be_bytes(bytes) as usize, 10)
+            }
+            n => (usize::from(n), 2),
+        };
+        out.push(b0);
+        push_len(&mut out, len, true);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&wire[at + head..at + head + len]);
+        at += head + len;
+    }
+    out
+}
+
+/// The payload of each message in a stream of (zero-masked, unfragmented
+/// or fragmented) client frames.
+#[cfg(feature = "deflate")]
+fn payloads(wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut current = Vec::new();
+    let mut at = 0;
+    while at < wire.len() {
+        let (b0, b1) = (wire[at], wire[at + 1]);
+        let (len, head) = match b1 & 0x7f {
+            126 => (
+                usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]])),
+                4,
+            ),
+            127 => {
+                let bytes: [u8; 8] = wire[at + 2..at + 10].try_into().unwrap_or_default();
+                (u64::from_be_bytes(bytes) as usize, 10)
+            }
+            n => (usize::from(n), 2),
+        };
+        let start = at + head + 4;
+        current.extend_from_slice(&wire[start..start + len]);
+        at = start + len;
+        if b0 & 0x80 != 0 {
+            messages.push(std::mem::take(&mut current));
+        }
+    }
+    messages
+}

@@ -102,6 +102,8 @@
 //! [`on_upgrade`]: WebSocketUpgrade::on_upgrade
 
 mod config;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod error;
 #[cfg(feature = "router")]
 pub mod extract;
@@ -129,6 +131,8 @@ mod transport;
 mod upgrade;
 
 pub use crate::config::{Config, OriginPolicy, ProtocolPolicy};
+#[cfg(feature = "deflate")]
+pub use crate::deflate::{Deflate, DeflateParams};
 pub use crate::error::Error;
 #[cfg(all(feature = "router", feature = "json"))]
 pub use crate::extract::Json;

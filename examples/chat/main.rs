@@ -30,7 +30,7 @@ use http::header;
 use hyperws::extract::State;
 use hyperws::hub::{Connection, ConnectionId, Hub};
 use hyperws::routing::get;
-use hyperws::{Config, Message, OriginPolicy, Router, WebSocket, WebSocketUpgrade};
+use hyperws::{Config, Deflate, Message, OriginPolicy, Router, WebSocket, WebSocketUpgrade};
 use serde::{Deserialize, Serialize};
 
 const PAGE: &str = include_str!("page.html");
@@ -381,10 +381,12 @@ async fn main() -> std::io::Result<()> {
         dirty: Arc::default(),
     };
     tokio::spawn(state.clone().send_presence());
-    // Only pages served here may connect; messages are small.
+    // Only pages served here may connect; messages are small. Compression
+    // in shared mode: browsers offer it, and idle members cost nothing.
     let config = Config::default()
         .origin(OriginPolicy::same_origin())
-        .max_message_size(16 * 1024);
+        .max_message_size(16 * 1024)
+        .deflate(Deflate::shared());
     let app = Router::new()
         .route(
             "/",

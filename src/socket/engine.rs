@@ -38,6 +38,8 @@ impl WebSocket {
             peeked: None,
             shutdown: None,
             shutdown_handle: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
             keepalive: None,
             timed_out: false,
             halves: None,
@@ -46,6 +48,13 @@ impl WebSocket {
             socket.state.activate(&socket.config, prefix, false);
         }
         socket
+    }
+
+    /// Records what permessage-deflate the handshake agreed on.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn with_deflate(mut self, params: Option<crate::deflate::DeflateParams>) -> Self {
+        self.deflate = params;
+        self
     }
 
     /// Pings the peer when quiet, and gives up on it when silent.
@@ -197,8 +206,16 @@ impl WebSocket {
                     match Pin::new(transport).poll_read(cx, &mut read) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(err)) => {
-                            self.state = State::Gone;
-                            return Poll::Ready(Some(Err(Error::from_tungstenite(err.into()))));
+                            let err = Error::from_tungstenite(err.into());
+                            if err.close_frame().is_some() {
+                                // The deflate layer found the peer at fault:
+                                // tungstenite takes the socket to say so.
+                                self.state.close(&self.config);
+                                self.fail(cx, &err);
+                            } else {
+                                self.state = State::Gone;
+                            }
+                            return Poll::Ready(Some(Err(err)));
                         }
                         // Data, or the end of the stream: tungstenite sorts it out.
                         Poll::Ready(Ok(())) => {

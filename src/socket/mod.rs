@@ -140,6 +140,9 @@ pub struct WebSocket {
     write_limit: usize,
     protocol: Option<Utf8Bytes>,
     peer_addr: Option<SocketAddr>,
+    /// permessage-deflate, as negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateParams>,
     /// What `send` read ahead to decide whether to flush, for the next
     /// `recv`.
     peeked: Option<Peeked>,
@@ -211,6 +214,14 @@ impl WebSocket {
     #[must_use]
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake; `None`
+    /// when the connection is not compressed.
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        self.deflate
     }
 
     /// The peer's address, when known: taken from a `SocketAddr` in the

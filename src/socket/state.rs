@@ -108,7 +108,7 @@ impl State {
     /// Puts tungstenite and its buffers away; only the socket is kept.
     pub(super) fn sleep(&mut self) {
         if let Self::Active(stream, _) = std::mem::replace(self, Self::Gone) {
-            let transport = stream.into_inner();
+            let mut transport = stream.into_inner();
             transport.release();
             *self = Self::Dormant(transport);
         }

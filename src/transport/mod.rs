@@ -65,6 +65,12 @@ pub(crate) struct Transport {
     unwritten: usize,
     /// Writes are held back for a moment (see `tcp`).
     defer: bool,
+    /// permessage-deflate, when the handshake agreed on it.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<crate::deflate::Codec>>,
+    /// The peer closed its side (seen by the deflate layer).
+    #[cfg(feature = "deflate")]
+    eof: bool,
 }
 
 impl Transport {
@@ -79,6 +85,10 @@ impl Transport {
             linger: false,
             unwritten: 0,
             defer: false,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            #[cfg(feature = "deflate")]
+            eof: false,
         };
         // Copied out so hyper's whole read buffer is not kept alive by it.
         let prefix = (!read_buf.is_empty()).then(|| read_buf.to_vec());
@@ -88,9 +98,35 @@ impl Transport {
         (transport, prefix)
     }
 
+    /// Puts the permessage-deflate layer in, with the bytes already read
+    /// past the request (they are the peer's frames too, and must go
+    /// through it); returns what tungstenite gets of them now (nothing:
+    /// the layer hands them out as tungstenite reads).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn with_deflate(
+        &mut self,
+        codec: crate::deflate::Codec,
+        prefix: Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let mut codec = Box::new(codec);
+        if let Some(prefix) = prefix {
+            // `new` counted these as handed out; they are not, now.
+            self.frames = FrameTracker::default();
+            codec.inflater.feed(&prefix);
+        }
+        self.deflate = Some(codec);
+        None
+    }
+
     /// Every byte handed out so far ends a whole frame, and no fragmented
     /// message is open: a reader of these bytes holds nothing partial.
     pub(crate) fn at_rest(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = &self.deflate {
+            if !codec.at_rest() {
+                return false;
+            }
+        }
         self.frames.at_rest()
     }
 
@@ -120,9 +156,13 @@ impl Transport {
     }
 
     /// Gives back buffers kept for a busy connection; it is going idle.
-    pub(crate) fn release(&self) {
+    pub(crate) fn release(&mut self) {
         if let Io::Tcp(tcp) = &self.io {
             tcp.release();
+        }
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = &mut self.deflate {
+            codec.release();
         }
     }
 
@@ -166,6 +206,96 @@ fn unwrap(upgraded: Upgraded, by_server: Option<Unwrap>) -> (Io, bytes::Bytes) {
     }
 }
 
+#[cfg(feature = "deflate")]
+impl Transport {
+    /// Reads through the deflate layer: rewritten frames first, then a
+    /// fault the layer found, then more bytes from the socket.
+    fn poll_read_deflate(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(codec) = self.deflate.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            let out = codec.inflater.output();
+            if !out.is_empty() {
+                let n = out.len().min(buf.remaining());
+                buf.put_slice(&out[..n]);
+                self.frames.observe(&out[..n]);
+                codec.inflater.consume(n);
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(fault) = codec.inflater.fault() {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, fault)));
+            }
+            if codec.inflater.process() {
+                continue;
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 8 * 1024];
+            let mut read = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                self.eof = true;
+            }
+            codec.inflater.feed(read.filled());
+        }
+    }
+
+    /// Writes out what the deflate layer holds; ready once it holds nothing.
+    fn poll_drain_deflate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let defer = self.defer;
+        let Some(codec) = self.deflate.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while !codec.compressor.pending().is_empty() {
+            let pending = codec.compressor.pending();
+            let n = ready!(match &self.io {
+                Io::Tcp(tcp) => tcp.poll_write(cx, pending, defer),
+                _ => Pin::new(&mut self.io).poll_write(cx, pending),
+            })?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            codec.compressor.written(n);
+        }
+        self.unwritten = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes through the deflate layer: it takes what it can, and what it
+    /// made of it goes to the socket as far as the socket takes it.
+    fn poll_write_deflate(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let drained = self.poll_drain_deflate(cx)?;
+        let Some(codec) = self.deflate.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        let used = codec.compressor.encode(buf);
+        let drained = if used > 0 {
+            self.poll_drain_deflate(cx)?
+        } else {
+            drained
+        };
+        let pending = self
+            .deflate
+            .as_ref()
+            .map_or(0, |c| c.compressor.pending().len());
+        self.unwritten = buf.len() - used + pending;
+        if used == 0 && !buf.is_empty() {
+            // Full of output the socket would not take: wait for it.
+            return match drained {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Poll::Ready(Ok(0)),
+            };
+        }
+        Poll::Ready(Ok(used))
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -173,6 +303,10 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        #[cfg(feature = "deflate")]
+        if this.deflate.is_some() {
+            return this.poll_read_deflate(cx, buf);
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         this.frames.observe(&buf.filled()[before..]);
@@ -186,6 +320,10 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            return self.poll_write_deflate(cx, buf);
+        }
         let poll = match &self.io {
             Io::Tcp(tcp) => tcp.poll_write(cx, buf, self.defer),
             _ => Pin::new(&mut self.io).poll_write(cx, buf),
@@ -203,14 +341,28 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            let buf = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write_deflate(cx, buf);
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            return false;
+        }
         self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        #[cfg(feature = "deflate")]
+        ready!(self.poll_drain_deflate(cx))?;
         if self.defer && self.can_defer() {
             return Poll::Ready(Ok(()));
         }

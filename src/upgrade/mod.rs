@@ -70,6 +70,10 @@ pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     host: Option<Box<str>>,
     peer_addr: Option<SocketAddr>,
     lifecycle: Option<Lifecycle>,
+    /// The client's permessage-deflate offers, answered with the final
+    /// configuration when the response is built.
+    #[cfg(feature = "deflate")]
+    deflate_offers: Vec<crate::deflate::offer::Offer>,
     on_upgrade: OnUpgrade,
     on_failed_upgrade: F,
 }
@@ -143,6 +147,8 @@ impl WebSocketUpgrade {
             host,
             peer_addr: extensions.get::<SocketAddr>().copied(),
             lifecycle: extensions.get::<Lifecycle>().cloned(),
+            #[cfg(feature = "deflate")]
+            deflate_offers: crate::deflate::offer::deflate_offers(headers),
             on_upgrade,
             on_failed_upgrade: DefaultOnFailedUpgrade,
         };
@@ -199,6 +205,26 @@ impl<F> WebSocketUpgrade<F> {
         self
     }
 
+    /// Offers permessage-deflate on this connection; see
+    /// [`Config::deflate`].
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, deflate: impl Into<Option<crate::deflate::Deflate>>) -> Self {
+        self.config = self.config.deflate(deflate);
+        self
+    }
+
+    /// The permessage-deflate parameters the response will accept, if the
+    /// client offered the extension and the configuration enables it.
+    /// [`WebSocket::deflate`] tells the same after the upgrade.
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn selected_deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        let settings = self.config.deflate.as_ref()?;
+        self.deflate_offers
+            .iter()
+            .find_map(|offer| crate::deflate::offer::accept(offer, settings))
+    }
+
     /// The write buffer limit; see [`Config::max_write_buffer_size`].
     pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
         self.config = self.config.max_write_buffer_size(bytes);
@@ -241,6 +267,8 @@ impl<F> WebSocketUpgrade<F> {
             host: self.host,
             peer_addr: self.peer_addr,
             lifecycle: self.lifecycle,
+            #[cfg(feature = "deflate")]
+            deflate_offers: self.deflate_offers,
             on_upgrade: self.on_upgrade,
             on_failed_upgrade: callback,
         }
@@ -304,7 +332,16 @@ impl<F> WebSocketUpgrade<F> {
             None => None,
         };
         let protocol: Option<Utf8Bytes> = self.selected_protocol().map(Utf8Bytes::from);
-        let response = self.response(protocol.as_deref());
+        #[allow(unused_mut)]
+        let mut response = self.response(protocol.as_deref());
+        #[cfg(feature = "deflate")]
+        let deflate = self.selected_deflate().and_then(|params| {
+            let header = HeaderValue::from_str(&params.response()).ok()?;
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_EXTENSIONS, header);
+            Some((params, self.config.deflate?))
+        });
 
         let Self {
             config,
@@ -326,7 +363,14 @@ impl<F> WebSocketUpgrade<F> {
                 Ok(upgraded) => upgraded,
                 Err(err) => return on_failed_upgrade.call(Error::upgrade(err)),
             };
-            let (transport, prefix) = Transport::new(upgraded, unwrap_io);
+            #[allow(unused_mut)]
+            let (mut transport, mut prefix) = Transport::new(upgraded, unwrap_io);
+            #[cfg(feature = "deflate")]
+            if let Some((params, settings)) = deflate {
+                let max_frame = transport_config.max_frame_size.unwrap_or(usize::MAX);
+                let codec = crate::deflate::Codec::new(params, &settings, max_frame);
+                prefix = transport.with_deflate(codec, prefix);
+            }
             let keepalive = keepalive.map(|(i, t)| crate::keepalive::Keepalive::new(i, t));
             let socket = WebSocket::new(
                 transport,
@@ -338,6 +382,8 @@ impl<F> WebSocketUpgrade<F> {
             )
             .with_shutdown(shutdown)
             .with_keepalive(keepalive);
+            #[cfg(feature = "deflate")]
+            let socket = socket.with_deflate(deflate.map(|(params, _)| params));
             callback(socket).await;
         };
         match lifecycle {
