@@ -442,3 +442,58 @@ async fn python_websockets_round_trips_compressed() {
         );
     }
 }
+
+/// Shared mode through the hub: one 4 KiB JSON broadcast reaches every
+/// member as the same compressed frame (compressed once, not per member),
+/// and inflates to the message.
+#[tokio::test]
+async fn a_hub_broadcast_reaches_every_member_compressed() {
+    use hyperws::hub::Hub;
+    use hyperws::{Config, Deflate, Message, WebSocket};
+
+    let hub = Hub::new();
+    let config = Config::default().deflate(Deflate::shared());
+    let server_hub = hub.clone();
+    let addr = common::serve_ws(config, move |socket: WebSocket| {
+        let hub = server_hub.clone();
+        async move {
+            let (conn, mut inbox) = hub.connect(socket);
+            conn.join("all");
+            while let Some(Ok(_)) = inbox.recv().await {}
+        }
+    })
+    .await;
+    let mut members = Vec::new();
+    for _ in 0..20 {
+        let res = raw(addr, &handshake(OFFER)).await;
+        assert_eq!(res.status, 101);
+        assert!(res.header("sec-websocket-extensions").is_some());
+        members.push(FrameReader::new(res));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while hub.room_count("all") < 20 {
+        assert!(std::time::Instant::now() < deadline, "members never joined");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let json = format!(
+        "[{}]",
+        (0..60)
+            .map(|i| format!("{{\"id\":{i},\"nick\":\"user{i}\",\"text\":\"hello room\"}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(json.len() > 2048);
+    assert_eq!(hub.to_room("all", Message::text(json.clone())), 20);
+    let mut payloads = Vec::new();
+    for member in &mut members {
+        let frame = member.expect().await;
+        assert_eq!(frame.first, 0xc1, "compressed text");
+        payloads.push(frame.payload);
+    }
+    assert!(
+        payloads.windows(2).all(|w| w[0] == w[1]),
+        "one compression for all"
+    );
+    assert!(payloads[0].len() * 4 < json.len());
+    assert_eq!(inflate(&payloads[0]), json.as_bytes());
+}

@@ -233,6 +233,13 @@ impl Compressor {
             if zbuf.ends_with(&TRAILER) {
                 zbuf.truncate(zbuf.len() - TRAILER.len());
             }
+            if zbuf.is_empty() && !started {
+                // zlib emits nothing for a flush right after a flush (an
+                // empty message with context takeover); the receiver still
+                // needs a block to append the trailer to: RFC 7692
+                // §7.2.3.6's single 0x00.
+                zbuf.push(0x00);
+            }
             self.frame(opcode, started, true, &zbuf);
             zbuf.clear();
             self.zbuf = zbuf;

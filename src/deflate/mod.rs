@@ -16,12 +16,16 @@
 mod compress;
 mod inflate;
 pub(crate) mod offer;
+mod prepared;
+#[cfg(any(test, feature = "__fuzz"))]
+pub(crate) mod round_trip;
 mod zlib;
 
 use std::fmt;
 
 pub(crate) use compress::Compressor;
 pub(crate) use inflate::{Fault, Inflater};
+pub(crate) use prepared::Prepare;
 
 /// Compression settings: whether to offer permessage-deflate, and how.
 ///
@@ -163,29 +167,62 @@ impl DeflateParams {
     }
 }
 
-/// A connection's permessage-deflate layer: both directions.
+/// A connection's permessage-deflate layer. The read side is always
+/// there; the write side only in dedicated mode (in shared mode the socket
+/// compresses each message itself, once for every connection, see
+/// [`Prepare`]).
 pub(crate) struct Codec {
     pub(crate) inflater: Inflater,
-    pub(crate) compressor: Compressor,
+    pub(crate) compressor: Option<Compressor>,
 }
 
 impl Codec {
     pub(crate) fn new(params: DeflateParams, settings: &Deflate, max_frame: usize) -> Self {
         Self {
             inflater: Inflater::new(params, settings.shared, max_frame),
-            compressor: Compressor::new(params, settings),
+            compressor: Prepare::new(params, settings)
+                .is_none()
+                .then(|| Compressor::new(params, settings)),
         }
     }
 
     /// Nothing partial in either direction: no frame half read or half
     /// written, no message in the middle.
     pub(crate) fn at_rest(&self) -> bool {
-        self.inflater.at_rest() && self.compressor.at_rest()
+        self.inflater.at_rest() && self.compressor.as_ref().is_none_or(Compressor::at_rest)
     }
 
     /// The connection is going idle: give back state that no message needs.
     pub(crate) fn release(&mut self) {
         self.inflater.release();
-        self.compressor.release();
+        if let Some(compressor) = &mut self.compressor {
+            compressor.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_trip::check;
+
+    #[test]
+    fn both_sides_round_trip() {
+        // Flags: bit 0 no context takeover, bits 4.. the threshold / 16.
+        let text = b"permessage-deflate round trip, ".repeat(3000);
+        for flags in [0x00, 0x01, 0x10, 0x11, 0x06] {
+            let mut data = vec![flags];
+            for msg in [&b""[..], b"a", &text[..1000], &text[..], b"", b"x"] {
+                data.extend_from_slice(msg);
+                data.push(0xff);
+            }
+            check(&data);
+        }
+    }
+
+    /// Found by the fuzz target: empty messages right after one another,
+    /// with context takeover (zlib emits nothing for a second flush).
+    #[test]
+    fn empty_messages_with_context_takeover() {
+        check(&[0x00, 0xff, 0xff, 0xff, 0xff, 0x0a]);
     }
 }

@@ -40,6 +40,8 @@ impl WebSocket {
             shutdown_handle: None,
             #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "deflate")]
+            prepare: None,
             keepalive: None,
             timed_out: false,
             halves: None,
@@ -50,10 +52,16 @@ impl WebSocket {
         socket
     }
 
-    /// Records what permessage-deflate the handshake agreed on.
+    /// Records what permessage-deflate the handshake agreed on, and how
+    /// (in shared mode) this socket compresses what it sends.
     #[cfg(feature = "deflate")]
-    pub(crate) fn with_deflate(mut self, params: Option<crate::deflate::DeflateParams>) -> Self {
-        self.deflate = params;
+    pub(crate) fn with_deflate(
+        mut self,
+        negotiated: Option<(crate::deflate::DeflateParams, crate::deflate::Deflate)>,
+    ) -> Self {
+        self.deflate = negotiated.map(|(params, _)| params);
+        self.prepare = negotiated
+            .and_then(|(params, settings)| crate::deflate::Prepare::new(params, &settings));
         self
     }
 

@@ -143,6 +143,9 @@ pub struct WebSocket {
     /// permessage-deflate, as negotiated.
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::DeflateParams>,
+    /// Shared mode: messages compressed here, once for every connection.
+    #[cfg(feature = "deflate")]
+    prepare: Option<crate::deflate::Prepare>,
     /// What `send` read ahead to decide whether to flush, for the next
     /// `recv`.
     peeked: Option<Peeked>,
@@ -320,7 +323,16 @@ impl Sink<Message> for WebSocket {
         // tungstenite holds it.
         this.state.stream(&this.config)?;
         this.state.note_moved(msg.len());
+        #[cfg(feature = "deflate")]
+        let prepared = this.prepare.as_ref().and_then(|p| p.frame(&msg));
         let stream = this.state.stream_if_awake().ok_or_else(Error::closed)?;
+        #[cfg(feature = "deflate")]
+        if let Some(frame) = prepared {
+            let frame = tokio_tungstenite::tungstenite::Message::Frame(frame);
+            return Pin::new(stream)
+                .start_send(frame)
+                .map_err(Error::from_tungstenite);
+        }
         Pin::new(stream)
             .start_send(msg.into_tungstenite())
             .map_err(Error::from_tungstenite)

@@ -246,14 +246,21 @@ impl Transport {
         }
     }
 
+    /// Whether writes go through the deflate layer's write side.
+    fn compresses(&self) -> bool {
+        self.deflate
+            .as_ref()
+            .is_some_and(|c| c.compressor.is_some())
+    }
+
     /// Writes out what the deflate layer holds; ready once it holds nothing.
     fn poll_drain_deflate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let defer = self.defer;
-        let Some(codec) = self.deflate.as_mut() else {
+        let Some(compressor) = self.deflate.as_mut().and_then(|c| c.compressor.as_mut()) else {
             return Poll::Ready(Ok(()));
         };
-        while !codec.compressor.pending().is_empty() {
-            let pending = codec.compressor.pending();
+        while !compressor.pending().is_empty() {
+            let pending = compressor.pending();
             let n = ready!(match &self.io {
                 Io::Tcp(tcp) => tcp.poll_write(cx, pending, defer),
                 _ => Pin::new(&mut self.io).poll_write(cx, pending),
@@ -261,7 +268,7 @@ impl Transport {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            codec.compressor.written(n);
+            compressor.written(n);
         }
         self.unwritten = 0;
         Poll::Ready(Ok(()))
@@ -271,10 +278,10 @@ impl Transport {
     /// made of it goes to the socket as far as the socket takes it.
     fn poll_write_deflate(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let drained = self.poll_drain_deflate(cx)?;
-        let Some(codec) = self.deflate.as_mut() else {
+        let Some(compressor) = self.deflate.as_mut().and_then(|c| c.compressor.as_mut()) else {
             return Poll::Ready(Ok(0));
         };
-        let used = codec.compressor.encode(buf);
+        let used = compressor.encode(buf);
         let drained = if used > 0 {
             self.poll_drain_deflate(cx)?
         } else {
@@ -283,7 +290,8 @@ impl Transport {
         let pending = self
             .deflate
             .as_ref()
-            .map_or(0, |c| c.compressor.pending().len());
+            .and_then(|c| c.compressor.as_ref())
+            .map_or(0, |c| c.pending().len());
         self.unwritten = buf.len() - used + pending;
         if used == 0 && !buf.is_empty() {
             // Full of output the socket would not take: wait for it.
@@ -321,7 +329,7 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         #[cfg(feature = "deflate")]
-        if self.deflate.is_some() {
+        if self.compresses() {
             return self.poll_write_deflate(cx, buf);
         }
         let poll = match &self.io {
@@ -354,7 +362,7 @@ impl AsyncWrite for Transport {
 
     fn is_write_vectored(&self) -> bool {
         #[cfg(feature = "deflate")]
-        if self.deflate.is_some() {
+        if self.compresses() {
             return false;
         }
         self.io.is_write_vectored()

@@ -383,7 +383,7 @@ impl<F> WebSocketUpgrade<F> {
             .with_shutdown(shutdown)
             .with_keepalive(keepalive);
             #[cfg(feature = "deflate")]
-            let socket = socket.with_deflate(deflate.map(|(params, _)| params));
+            let socket = socket.with_deflate(deflate);
             callback(socket).await;
         };
         match lifecycle {
