@@ -9,7 +9,10 @@
 //! - memory per connection that negotiated compression: open and idle, and
 //!   after each has echoed one 1 KiB JSON-like message (then idle again);
 //! - server CPU per 1 KiB JSON-like message (64 connections × 16 in
-//!   flight), and the bytes each message takes on the wire both ways.
+//!   flight), and the bytes each message takes on the wire both ways;
+//! - a hub broadcasting 4 KiB JSON messages to 1,000 subscribers, without
+//!   compression and in shared mode: server CPU per delivery, bytes per
+//!   delivery (shared mode compresses each message once, not per member).
 //!
 //! Servers are pinned to core 0 with one tokio worker, the load generator
 //! to core 1. The client compresses its message once and sends the same
@@ -57,6 +60,10 @@ impl Drop for Server {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve-hub") {
+        return serve_hub(&args[1], args.get(2).map(String::as_str) == Some("shared"));
+    }
     setup::pin_load_generator();
     let echo = echo_example::hyperws_echo_binary();
     let mut servers = Vec::new();
@@ -93,6 +100,120 @@ fn main() {
         memory(&servers, &json).await;
         throughput(&servers, &json).await;
     });
+    drop(servers);
+    rt.block_on(broadcast());
+}
+
+/// A hub server: the connection that sends "pub" first publishes; every
+/// other message it sends goes to everyone else.
+fn serve_hub(addr: &str, shared: bool) {
+    use hyperws::hub::Hub;
+    use hyperws::{Config, Deflate, Router, WebSocket};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = Hub::builder().queue_capacity(1024).build();
+        let config = Config::default().deflate(shared.then(Deflate::shared));
+        let app: Router = Router::new()
+            .websocket("/", move |socket: WebSocket| {
+                let hub = hub.clone();
+                async move {
+                    let (conn, mut inbox) = hub.connect(socket);
+                    let mut publisher = false;
+                    while let Some(Ok(msg)) = inbox.recv().await {
+                        if msg.as_text() == Some("pub") {
+                            publisher = true;
+                        } else if publisher && msg.is_data() {
+                            hub.except(conn.id()).broadcast(msg);
+                        }
+                    }
+                }
+            })
+            .websocket_config(config);
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        hyperws::serve(listener, app).await.unwrap();
+    });
+}
+
+async fn broadcast() {
+    let subscribers: usize = env_or("BENCH_SUBSCRIBERS", 1000);
+    let messages: u64 = env_or("BENCH_BROADCASTS", 300);
+    let json = json_message(4096);
+    println!(
+        "\n| broadcast, {subscribers} subscribers × {messages} messages of 4 KiB JSON | deliveries per server CPU-s | bytes per delivery |"
+    );
+    println!("| --- | ---: | ---: |");
+    let mut per_cpu = Vec::new();
+    for (i, mode) in ["off", "shared"].into_iter().enumerate() {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 39210 + i).parse().unwrap();
+        let child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["serve-hub", &addr.to_string(), mode])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the hub server");
+        let server = Server {
+            name: mode,
+            compressed: mode == "shared",
+            addr,
+            child,
+        };
+        echo_example::wait_until_listening(addr).await;
+        let mut subs = Vec::with_capacity(subscribers);
+        for _ in 0..subscribers {
+            subs.push(connect(addr).await);
+        }
+        let mut publisher = connect(addr).await;
+        publisher
+            .stream
+            .write_all(&frame(0x81, b"pub"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = subs
+            .into_iter()
+            .map(|mut conn| {
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    conn.read_messages(messages).await;
+                    bytes.fetch_add(conn.bytes, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let cpu0 = proc_stat::cpu_seconds(server.child.id());
+        let msg = frame(0x81, &json);
+        for _ in 0..messages {
+            publisher.stream.write_all(&msg).await.unwrap();
+            // Paced, so that queues stay short: the figure is CPU per
+            // delivery, not how a backlog drains.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for r in readers {
+            tokio::time::timeout(Duration::from_secs(120), r)
+                .await
+                .expect("every subscriber gets every message")
+                .unwrap();
+        }
+        let cpu = proc_stat::cpu_seconds(server.child.id()) - cpu0;
+        let deliveries = (messages * subscribers as u64) as f64;
+        per_cpu.push(deliveries / cpu.max(1e-9));
+        println!(
+            "| {} | {:.0} | {:.0} |",
+            server.name,
+            deliveries / cpu.max(1e-9),
+            bytes.load(Ordering::Relaxed) as f64 / deliveries
+        );
+    }
+    println!(
+        "\nshared-mode broadcast costs {:.2}× the server CPU of uncompressed broadcast",
+        per_cpu[0] / per_cpu[1]
+    );
 }
 
 /// A chat-like JSON message of about `size` bytes.

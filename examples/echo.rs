@@ -5,7 +5,8 @@
 //! comes back as text and every binary one as binary. It speaks the
 //! subprotocols `chat.v2` and `chat.v1` and accepts messages up to 64 MiB,
 //! over HTTP/1.1 and HTTP/2 (h2c). `--deflate` offers permessage-deflate in
-//! dedicated mode, `--deflate=shared` in shared mode (without either flag,
+//! dedicated mode, `--deflate=shared` in shared mode, `--deflate=takeover`
+//! in dedicated mode with context takeover (without any of them,
 //! compression is declined). `WORKERS` sets the number of tokio worker
 //! threads (default 1). SIGINT or SIGTERM closes every connection with 1001
 //! and exits.
@@ -28,6 +29,7 @@ fn main() -> std::io::Result<()> {
             "--deflate" => deflate = Some(Deflate::dedicated()),
             "--deflate=shared" => deflate = Some(Deflate::shared()),
             "--deflate=dedicated" => deflate = Some(Deflate::dedicated()),
+            "--deflate=takeover" => deflate = Some(Deflate::dedicated().context_takeover(true)),
             flag if flag.starts_with("--") => {
                 eprintln!("echo: unknown flag {flag} (known: --deflate, --deflate=shared)");
                 std::process::exit(2);

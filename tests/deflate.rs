@@ -403,13 +403,13 @@ async fn python_client(echo: &Example, offer: &str, sizes: &[usize]) -> (String,
 }
 
 /// Every context-takeover and window combination Python offers, in both
-/// modes: 0 B to 1 MiB, whole and fragmented with a ping between the
+/// modes and in dedicated mode with context takeover: 0 B to 1 MiB, whole and fragmented with a ping between the
 /// fragments; and 16 MiB once per mode. The server's replies are
 /// compressed: far fewer bytes come back than were echoed.
 #[tokio::test]
 async fn python_websockets_round_trips_compressed() {
     let sizes = [0, 1, 1024, MIB];
-    for mode in ["--deflate", "--deflate=shared"] {
+    for mode in ["--deflate", "--deflate=shared", "--deflate=takeover"] {
         let echo = echo(mode);
         for offer in [
             "default",

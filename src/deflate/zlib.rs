@@ -106,11 +106,12 @@ impl Inflater {
         })
     }
 
-    /// Starts a new stream (a new context) with the same window.
+    /// Starts a new stream (a new context). flate2's reset puts the window
+    /// back to 15 bits, which reads streams made with any smaller window;
+    /// it is cheaper than a new state per message (no allocation once the
+    /// window exists).
     pub(crate) fn reset(&mut self) {
-        // A fresh stream, rather than flate2's reset, which would change
-        // the window back to 15 bits.
-        self.z = Decompress::new_with_window_bits(false, self.window_bits);
+        self.z.reset(false);
     }
 }
 
