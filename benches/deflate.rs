@@ -36,8 +36,11 @@ mod setup;
 use setup::env_or;
 #[path = "common/echo_example.rs"]
 mod echo_example;
+#[path = "common/frame.rs"]
+mod frame;
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
+use frame::client_frame as frame;
 
 const MODES: [(&str, Option<&str>); 3] = [
     ("off", None),
@@ -249,24 +252,6 @@ fn compressed_frame(payload: &[u8]) -> Vec<u8> {
         .unwrap();
     data.truncate(data.len() - 4);
     frame(0xc1, &data)
-}
-
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
 }
 
 struct Conn {

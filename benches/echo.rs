@@ -48,6 +48,8 @@ mod setup;
 use setup::env_or;
 #[path = "common/echo_example.rs"]
 mod echo_example;
+#[path = "common/frame.rs"]
+mod frame;
 use echo_example::{hyperws_echo_binary, wait_until_listening};
 
 /// A server process under test.
@@ -385,24 +387,7 @@ mod client {
         conn
     }
 
-    /// A client frame masked with an all-zero key (valid, and free to apply).
-    pub(super) fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload.len() {
-            n if n < 126 => f.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&[0, 0, 0, 0]);
-        f.extend_from_slice(payload);
-        f
-    }
+    pub(super) use crate::frame::client_frame as frame;
 
     impl Conn {
         /// Reads until `n` whole messages have arrived.

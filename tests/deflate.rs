@@ -210,61 +210,47 @@ async fn a_final_block_is_accepted() {
     assert_eq!(&reader.expect().await.payload[..], b"and another");
 }
 
+/// Opens a connection (with `extra` handshake lines), sends `bytes`, and
+/// expects a close frame with `code`.
+async fn expect_fault(echo: &Example, extra: &str, bytes: &[u8], code: u16) {
+    let (mut reader, _) = open(echo, extra).await;
+    // The server may close before it has read everything.
+    let _ = reader.stream.write_all(bytes).await;
+    expect_close(&mut reader, code).await;
+}
+
 #[tokio::test]
 async fn protocol_faults_close_with_the_right_code() {
     let echo = echo("--deflate");
-    // RSV1 on a continuation frame: 1002.
-    let (mut reader, _) = open(&echo, OFFER).await;
     let wire = deflate(b"two parts");
+    // RSV1 on a continuation frame: 1002.
     let mut bytes = client_frame(0x41, &wire[..2]);
     bytes.extend(client_frame(0xc0, &wire[2..]));
-    reader.stream.write_all(&bytes).await.unwrap();
-    expect_close(&mut reader, 1002).await;
+    expect_fault(&echo, OFFER, &bytes, 1002).await;
 
     // Not deflate data at all: 1002.
-    let (mut reader, _) = open(&echo, OFFER).await;
-    reader
-        .stream
-        .write_all(&client_frame(0xc2, &[0xff; 32]))
-        .await
-        .unwrap();
-    expect_close(&mut reader, 1002).await;
+    expect_fault(&echo, OFFER, &client_frame(0xc2, &[0xff; 32]), 1002).await;
 
     // Invalid UTF-8 once inflated: 1007.
-    let (mut reader, _) = open(&echo, OFFER).await;
     let bad = deflate(&[b'o', b'k', 0xff, 0xfe]);
-    reader
-        .stream
-        .write_all(&client_frame(0xc1, &bad))
-        .await
-        .unwrap();
-    expect_close(&mut reader, 1007).await;
+    expect_fault(&echo, OFFER, &client_frame(0xc1, &bad), 1007).await;
 
     // A new data frame inside a compressed message: 1002.
-    let (mut reader, _) = open(&echo, OFFER).await;
     let mut bytes = client_frame(0x41, &wire[..2]);
     bytes.extend(client_frame(0x81, b"new message"));
-    reader.stream.write_all(&bytes).await.unwrap();
-    expect_close(&mut reader, 1002).await;
+    expect_fault(&echo, OFFER, &bytes, 1002).await;
 
     // RSV1 when nothing was negotiated: 1002.
-    let (mut reader, accepted) = open(&echo, "").await;
+    let (_, accepted) = open(&echo, "").await;
     assert_eq!(accepted, None);
-    reader
-        .stream
-        .write_all(&client_frame(0xc1, &wire))
-        .await
-        .unwrap();
-    expect_close(&mut reader, 1002).await;
+    expect_fault(&echo, "", &client_frame(0xc1, &wire), 1002).await;
 
     // A compressed frame over the frame limit (64 MiB here), refused on
     // its header: 1009.
-    let (mut reader, _) = open(&echo, OFFER).await;
     let mut header = vec![0xc2, 0x80 | 127];
     header.extend_from_slice(&((64 * MIB + 1) as u64).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
-    reader.stream.write_all(&header).await.unwrap();
-    expect_close(&mut reader, 1009).await;
+    expect_fault(&echo, OFFER, &header, 1009).await;
 }
 
 /// The server's peak memory, from the kernel.
@@ -317,6 +303,17 @@ async fn a_decompression_bomb_hits_the_message_limit() {
     );
 }
 
+/// Copies one direction to its end, counting the bytes, then half-closes.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: Arc<AtomicU64>,
+) {
+    let n = tokio::io::copy(&mut from, &mut to).await.unwrap_or(0);
+    count.fetch_add(n, Ordering::Relaxed);
+    let _ = to.shutdown().await;
+}
+
 /// A TCP proxy that counts the bytes going each way.
 async fn counting_proxy(to: SocketAddr) -> (SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,19 +325,9 @@ async fn counting_proxy(to: SocketAddr) -> (SocketAddr, Arc<AtomicU64>, Arc<Atom
             let server = TcpStream::connect(to).await.unwrap();
             let (up, down) = (up2.clone(), down2.clone());
             tokio::spawn(async move {
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let a = async {
-                    let n = tokio::io::copy(&mut cr, &mut sw).await.unwrap_or(0);
-                    up.fetch_add(n, Ordering::Relaxed);
-                    let _ = sw.shutdown().await;
-                };
-                let b = async {
-                    let n = tokio::io::copy(&mut sr, &mut cw).await.unwrap_or(0);
-                    down.fetch_add(n, Ordering::Relaxed);
-                    let _ = cw.shutdown().await;
-                };
-                tokio::join!(a, b);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::join!(pipe(cr, sw, up), pipe(sr, cw, down));
             });
         }
     });

@@ -6,6 +6,7 @@
 //! else (control frames, small messages, frames already compressed) passes
 //! through unchanged.
 
+use super::frame::{write_header, Pending};
 use super::zlib::{self, TRAILER};
 use super::{Deflate, DeflateParams};
 
@@ -43,9 +44,8 @@ pub(crate) struct Compressor {
     have: usize,
     /// Compressed bytes of the current message, not framed yet.
     zbuf: Vec<u8>,
-    /// Wire bytes waiting for the socket, from `out_pos` on.
-    out: Vec<u8>,
-    out_pos: usize,
+    /// Wire bytes waiting for the socket.
+    out: Pending,
 }
 
 impl Compressor {
@@ -61,23 +61,18 @@ impl Compressor {
             header: [0; 14],
             have: 0,
             zbuf: Vec::new(),
-            out: Vec::new(),
-            out_pos: 0,
+            out: Pending::default(),
         }
     }
 
     /// Wire bytes waiting for the socket.
     pub(crate) fn pending(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        self.out.as_slice()
     }
 
     /// Marks `n` bytes of [`pending`](Self::pending) as written.
     pub(crate) fn written(&mut self, n: usize) {
-        self.out_pos += n;
-        if self.out_pos >= self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
-        }
+        self.out.consume(n);
     }
 
     pub(crate) fn at_rest(&self) -> bool {
@@ -90,17 +85,14 @@ impl Compressor {
             self.z = None;
         }
         self.zbuf = Vec::new();
-        if self.pending().is_empty() {
-            self.out = Vec::new();
-            self.out_pos = 0;
-        }
+        self.out.release();
     }
 
     /// Takes tungstenite's bytes; returns how many it took (fewer than all
     /// when enough output waits for the socket already).
     pub(crate) fn encode(&mut self, input: &[u8]) -> usize {
         let mut used = 0;
-        while self.pending().len() < LIMIT {
+        while self.out.len() < LIMIT {
             let rest = &input[used..];
             match self.state {
                 State::Header => {
@@ -120,7 +112,7 @@ impl Compressor {
                     let n = rest
                         .len()
                         .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    self.out.extend_from_slice(&rest[..n]);
+                    self.out.buf().extend_from_slice(&rest[..n]);
                     used += n;
                     self.state = State::Raw {
                         remaining: remaining - n as u64,
@@ -189,7 +181,7 @@ impl Compressor {
                 started: false,
             };
         } else {
-            self.out.extend_from_slice(&self.header[..total]);
+            self.out.buf().extend_from_slice(&self.header[..total]);
             self.state = State::Raw { remaining: len };
         }
         self.have = 0;
@@ -258,18 +250,8 @@ impl Compressor {
     /// and the opcode, the others are continuations.
     fn frame(&mut self, opcode: u8, started: bool, fin: bool, data: &[u8]) {
         let b0 = if fin { 0x80 } else { 0 } | if started { 0 } else { 0x40 | opcode };
-        self.out.push(b0);
-        let len = data.len();
-        if len < 126 {
-            self.out.push(len as u8);
-        } else if let Ok(len) = u16::try_from(len) {
-            self.out.push(126);
-            self.out.extend_from_slice(&len.to_be_bytes());
-        } else {
-            self.out.push(127);
-            self.out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        self.out.extend_from_slice(data);
+        write_header(self.out.buf(), b0, data.len(), false);
+        self.out.buf().extend_from_slice(data);
     }
 
     fn end_message(&mut self) {

@@ -8,14 +8,13 @@
 
 use std::fmt;
 
+use super::frame::{apply_mask, header_len, write_header, Pending};
 use super::zlib::{self, TRAILER};
 use super::DeflateParams;
 use crate::message::close_code;
 
 /// Largest payload of one re-emitted frame.
 const CHUNK: usize = 16 * 1024;
-/// Largest frame header we write: 2 + 8 (length) + 4 (zero mask).
-const MAX_HEADER: usize = 14;
 
 /// Why the layer failed the connection: a close code and its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +85,10 @@ pub(crate) struct Inflater {
     wire: Vec<u8>,
     state: Wire,
     open: Open,
-    /// Frames for tungstenite, from `out_pos` on.
-    out: Vec<u8>,
+    /// Frames for tungstenite.
+    out: Pending,
     /// Where zlib writes before a frame header goes in front.
     scratch: Vec<u8>,
-    out_pos: usize,
     fault: Option<Fault>,
 }
 
@@ -108,9 +106,8 @@ impl Inflater {
             wire: Vec::new(),
             state: Wire::Header,
             open: Open::None,
-            out: Vec::new(),
+            out: Pending::default(),
             scratch: Vec::new(),
-            out_pos: 0,
             fault: None,
         }
     }
@@ -122,16 +119,12 @@ impl Inflater {
 
     /// Rewritten bytes ready for tungstenite.
     pub(crate) fn output(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        self.out.as_slice()
     }
 
     /// Marks `n` bytes of [`output`](Self::output) as handed on.
     pub(crate) fn consume(&mut self, n: usize) {
-        self.out_pos += n;
-        if self.out_pos >= self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
-        }
+        self.out.consume(n);
     }
 
     /// The fault to report once the output before it is handed on.
@@ -155,10 +148,7 @@ impl Inflater {
         if self.wire.is_empty() {
             self.wire = Vec::new();
         }
-        if self.output().is_empty() {
-            self.out = Vec::new();
-            self.out_pos = 0;
-        }
+        self.out.release();
         self.scratch = Vec::new();
     }
 
@@ -246,8 +236,7 @@ impl Inflater {
                     _ => self.open,
                 };
             }
-            let header: Vec<u8> = self.wire.drain(..header_len).collect();
-            self.out.extend_from_slice(&header);
+            self.out.buf().extend(self.wire.drain(..header_len));
             self.state = Wire::Raw { remaining: len };
             return true;
         }
@@ -279,19 +268,23 @@ impl Inflater {
         true
     }
 
+    /// How much of a payload with `remaining` bytes left is already in.
+    fn available(&self, remaining: u64) -> usize {
+        self.wire
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX))
+    }
+
     fn raw(&mut self, remaining: u64) -> bool {
         if remaining == 0 {
             self.state = Wire::Header;
             return true;
         }
-        let n = self
-            .wire
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = self.available(remaining);
         if n == 0 {
             return false;
         }
-        self.out.extend(self.wire.drain(..n));
+        self.out.buf().extend(self.wire.drain(..n));
         self.state = Wire::Raw {
             remaining: remaining - n as u64,
         };
@@ -316,16 +309,11 @@ impl Inflater {
             };
             return true;
         }
-        let n = self
-            .wire
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = self.available(remaining);
         if n == 0 {
             return false;
         }
-        for (i, byte) in self.wire[..n].iter_mut().enumerate() {
-            *byte ^= mask[(offset + i) % 4];
-        }
+        apply_mask(&mut self.wire[..n], mask, offset);
         let input = std::mem::take(&mut self.wire);
         let step = self.inflate(&input[..n]);
         self.wire = input;
@@ -338,9 +326,7 @@ impl Inflater {
         // What zlib did not take is unmasked already: mask it back, so the
         // next round unmasks it again from the right offset.
         let consumed = step.consumed;
-        for (i, byte) in self.wire[consumed..n].iter_mut().enumerate() {
-            *byte ^= mask[(offset + consumed + i) % 4];
-        }
+        apply_mask(&mut self.wire[consumed..n], mask, offset + consumed);
         self.wire.drain(..consumed);
         self.state = Wire::Compressed {
             remaining: remaining - consumed as u64,
@@ -410,9 +396,9 @@ impl Inflater {
         let Open::Compressed { opcode, started } = self.open else {
             return;
         };
-        let header = frame_header(if started { 0 } else { opcode }, fin, len);
-        self.out.extend_from_slice(&header);
-        self.out.extend_from_slice(&self.scratch[..len]);
+        let b0 = if fin { 0x80 } else { 0 } | if started { 0 } else { opcode };
+        write_header(self.out.buf(), b0, len, true);
+        self.out.buf().extend_from_slice(&self.scratch[..len]);
         self.open = Open::Compressed {
             opcode,
             started: true,
@@ -430,44 +416,4 @@ impl Inflater {
             }
         }
     }
-}
-
-/// A frame header for tungstenite: the given opcode and FIN, masked with
-/// an all-zero key (a client frame must be masked).
-fn frame_header(opcode: u8, fin: bool, len: usize) -> Vec<u8> {
-    let mut header = Vec::with_capacity(MAX_HEADER);
-    header.push(if fin { 0x80 } else { 0 } | opcode);
-    if len < 126 {
-        header.push(0x80 | len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        header.push(0x80 | 126);
-        header.extend_from_slice(&len.to_be_bytes());
-    } else {
-        header.push(0x80 | 127);
-        header.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    header.extend_from_slice(&[0, 0, 0, 0]);
-    header
-}
-
-/// The payload length and header length of the frame at the start of
-/// `wire`, once its whole header is there.
-fn header_len(wire: &[u8]) -> Option<(u64, usize)> {
-    let b1 = *wire.get(1)?;
-    let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
-    let (len, at) = match b1 & 0x7f {
-        126 => (
-            u64::from(u16::from_be_bytes([*wire.get(2)?, *wire.get(3)?])),
-            4,
-        ),
-        127 => {
-            let bytes: [u8; 8] = wire.get(2..10)?.try_into().ok()?;
-            (u64::from_be_bytes(bytes), 10)
-        }
-        n => (u64::from(n), 2),
-    };
-    if wire.len() < at + mask {
-        return None;
-    }
-    Some((len, at + mask))
 }

@@ -8,12 +8,16 @@
 //! connection without the extension has no codec and pays nothing.
 //!
 //! - `offer.rs`: reading the client's offers and answering one.
+//! - `frame.rs`: the bits of RFC 6455 framing both sides need.
 //! - `zlib.rs`: the compressor and decompressor, and the per-thread pool
 //!   of the shared mode.
 //! - `inflate.rs`: the read side.
-//! - `compress.rs`: the write side.
+//! - `compress.rs`: the write side (dedicated mode).
+//! - `prepared.rs`: shared mode's compress-once.
+//! - `round_trip.rs`: both sides in a loop, for tests and the fuzz target.
 
 mod compress;
+mod frame;
 mod inflate;
 pub(crate) mod offer;
 mod prepared;

@@ -2,10 +2,13 @@
 //! the unit tests: messages compressed by the write side, masked as a
 //! client would send them, inflated by the read side.
 
+use super::frame::{header_len, write_header};
+
 /// Messages from `data` (its first byte picks the settings, the rest is
 /// cut at every 0xff into messages) survive the round trip unchanged.
 pub(crate) fn check(data: &[u8]) {
     use super::{Compressor, Deflate, DeflateParams, Inflater};
+
     let Some((&flags, body)) = data.split_first() else {
         return;
     };
@@ -23,8 +26,8 @@ pub(crate) fn check(data: &[u8]) {
     let messages: Vec<&[u8]> = body.split(|b| *b == 0xff).collect();
     let mut wire = Vec::new();
     for msg in &messages {
-        let mut frame = vec![0x82];
-        push_len(&mut frame, msg.len(), false);
+        let mut frame = Vec::new();
+        write_header(&mut frame, 0x82, msg.len(), false);
         frame.extend_from_slice(msg);
         let mut at = 0;
         while at < frame.len() {
@@ -60,41 +63,25 @@ pub(crate) fn check(data: &[u8]) {
     assert_eq!(payloads(&plain), messages);
 }
 
-fn push_len(frame: &mut Vec<u8>, len: usize, masked: bool) {
-    let m = if masked { 0x80 } else { 0 };
-    if len < 126 {
-        frame.push(m | len as u8);
-    } else if len <= 0xffff {
-        frame.push(m | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(m | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+/// Each frame of `wire`: its first byte and payload.
+fn frames(wire: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (len, head) = header_len(&wire[at..])?;
+        let start = at + head;
+        let end = start + usize::try_from(len).ok()?;
+        let frame = (wire[at], wire.get(start..end)?);
+        at = end;
+        Some(frame)
+    })
 }
 
 /// Server frames (unmasked) rewritten as client frames with a zero mask.
 fn mask_frames(wire: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut at = 0;
-    while at < wire.len() {
-        let (b0, b1) = (wire[at], wire[at + 1]);
-        let (len, head) = match b1 & 0x7f {
-            126 => (
-                usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]])),
-                4,
-            ),
-            127 => {
-                let bytes: [u8; 8] = wire[at + 2..at + 10].try_into().unwrap_or_default();
-                (u64::from_be_bytes(bytes) as usize, 10)
-            }
-            n => (usize::from(n), 2),
-        };
-        out.push(b0);
-        push_len(&mut out, len, true);
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&wire[at + head..at + head + len]);
-        at += head + len;
+    for (b0, payload) in frames(wire) {
+        write_header(&mut out, b0, payload.len(), true);
+        out.extend_from_slice(payload);
     }
     out
 }
@@ -104,23 +91,8 @@ fn mask_frames(wire: &[u8]) -> Vec<u8> {
 fn payloads(wire: &[u8]) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut current = Vec::new();
-    let mut at = 0;
-    while at < wire.len() {
-        let (b0, b1) = (wire[at], wire[at + 1]);
-        let (len, head) = match b1 & 0x7f {
-            126 => (
-                usize::from(u16::from_be_bytes([wire[at + 2], wire[at + 3]])),
-                4,
-            ),
-            127 => {
-                let bytes: [u8; 8] = wire[at + 2..at + 10].try_into().unwrap_or_default();
-                (u64::from_be_bytes(bytes) as usize, 10)
-            }
-            n => (usize::from(n), 2),
-        };
-        let start = at + head + 4;
-        current.extend_from_slice(&wire[start..start + len]);
-        at = start + len;
+    for (b0, payload) in frames(wire) {
+        current.extend_from_slice(payload);
         if b0 & 0x80 != 0 {
             messages.push(std::mem::take(&mut current));
         }

@@ -115,70 +115,68 @@ impl Inflater {
     }
 }
 
+/// A per-thread pool of one kind of state, each tagged with its settings.
 // Boxed: a state moves between the pool and a connection as a pointer.
 #[allow(clippy::vec_box)]
-mod pool {
+type Pool<T> = std::thread::LocalKey<RefCell<Vec<(u16, Box<T>)>>>;
+
+#[allow(clippy::vec_box)]
+mod pools {
     use super::*;
 
     thread_local! {
-        pub(super) static DEFLATERS: RefCell<Vec<Box<Deflater>>> = const { RefCell::new(Vec::new()) };
-        pub(super) static INFLATERS: RefCell<Vec<Box<Inflater>>> = const { RefCell::new(Vec::new()) };
+        pub(super) static DEFLATERS: RefCell<Vec<(u16, Box<Deflater>)>> = const { RefCell::new(Vec::new()) };
+        pub(super) static INFLATERS: RefCell<Vec<(u16, Box<Inflater>)>> = const { RefCell::new(Vec::new()) };
     }
 }
-use pool::{DEFLATERS, INFLATERS};
+use pools::{DEFLATERS, INFLATERS};
+
+/// A state with these settings from the pool, if it has one.
+fn take<T>(pool: &'static Pool<T>, key: u16) -> Option<Box<T>> {
+    pool.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let at = pool.iter().position(|(k, _)| *k == key)?;
+        Some(pool.swap_remove(at).1)
+    })
+}
+
+/// Puts a (reset) state back, unless the pool has enough of its kind.
+fn give<T>(pool: &'static Pool<T>, key: u16, state: Box<T>) {
+    pool.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.iter().filter(|(k, _)| *k == key).count() < POOL {
+            pool.push((key, state));
+        }
+    });
+}
+
+fn deflater_key(level: u8, window_bits: u8) -> u16 {
+    u16::from(level) << 8 | u16::from(window_bits)
+}
 
 /// A compressor from this thread's pool (or a new one), reset.
 pub(crate) fn take_deflater(level: u8, window_bits: u8) -> Box<Deflater> {
-    DEFLATERS
-        .with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let at = pool
-                .iter()
-                .position(|d| d.level == level && d.window_bits == window_bits)?;
-            Some(pool.swap_remove(at))
-        })
+    take(&DEFLATERS, deflater_key(level, window_bits))
         .unwrap_or_else(|| Deflater::new(level, window_bits))
 }
 
 /// Gives a compressor back to this thread's pool, reset for its next user.
 pub(crate) fn give_deflater(mut deflater: Box<Deflater>) {
     deflater.reset();
-    DEFLATERS.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let same = pool
-            .iter()
-            .filter(|d| d.level == deflater.level && d.window_bits == deflater.window_bits)
-            .count();
-        if same < POOL {
-            pool.push(deflater);
-        }
-    });
+    let key = deflater_key(deflater.level, deflater.window_bits);
+    give(&DEFLATERS, key, deflater);
 }
 
 /// A decompressor from this thread's pool (or a new one), reset.
 pub(crate) fn take_inflater(window_bits: u8) -> Box<Inflater> {
-    INFLATERS
-        .with(|pool| {
-            let mut pool = pool.borrow_mut();
-            let at = pool.iter().position(|i| i.window_bits == window_bits)?;
-            Some(pool.swap_remove(at))
-        })
-        .unwrap_or_else(|| Inflater::new(window_bits))
+    take(&INFLATERS, u16::from(window_bits)).unwrap_or_else(|| Inflater::new(window_bits))
 }
 
 /// Gives a decompressor back to this thread's pool, reset.
 pub(crate) fn give_inflater(mut inflater: Box<Inflater>) {
     inflater.reset();
-    INFLATERS.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let same = pool
-            .iter()
-            .filter(|i| i.window_bits == inflater.window_bits)
-            .count();
-        if same < POOL {
-            pool.push(inflater);
-        }
-    });
+    let key = u16::from(inflater.window_bits);
+    give(&INFLATERS, key, inflater);
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 // tab, and checks that the other shows it, with presence and notices.
 //
 // Usage: node chat.mjs http://127.0.0.1:PORT [screenshot.png]
-// Chromium: Debian's /usr/bin/chromium (CHROMIUM overrides), never a
-// downloaded browser.
-import { chromium } from "playwright-core";
+import { launch, Tally } from "./harness.mjs";
 
 const base = process.argv[2];
 const shot = process.argv[3];
@@ -13,27 +11,9 @@ if (!base) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 30_000,
-});
-
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (err) {
-    failed += 1;
-    console.log(`not ok - ${name}: ${err.message}`);
-  }
-}
+const browser = await launch();
+const tally = new Tally();
+const check = (name, fn) => tally.check(name, fn);
 
 try {
   // Two separate contexts: two visitors, not two tabs of one.
@@ -86,5 +66,4 @@ try {
   await browser.close();
 }
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+tally.finish();

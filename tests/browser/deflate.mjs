@@ -1,10 +1,10 @@
 // Headless Chromium (which offers permessage-deflate on every WebSocket)
-// against the echo example in dedicated and shared mode: the extension is
-// negotiated, and text and binary messages of 0 B, 1 B, 1 KiB, 1 MiB and
-// 16 MiB come back intact.
+// against the echo example in each compression mode it is given: the
+// extension is negotiated, and text and binary messages of 0 B, 1 B,
+// 1 KiB, 1 MiB and 16 MiB come back intact.
 //
-// Usage: node deflate.mjs ws://127.0.0.1:PORT_DEDICATED ws://127.0.0.1:PORT_SHARED
-import { chromium } from "playwright-core";
+// Usage: node deflate.mjs WS_URL...
+import { launch, Tally } from "./harness.mjs";
 
 const urls = process.argv.slice(2);
 if (urls.length === 0) {
@@ -12,17 +12,8 @@ if (urls.length === 0) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 30_000,
-});
-
-let passed = 0;
-let failed = 0;
+const browser = await launch();
+const tally = new Tally();
 try {
   const page = await (await browser.newContext()).newPage();
   for (const url of urls) {
@@ -69,19 +60,10 @@ try {
       ws.close(1000);
       return { extensions: ws.extensions, checks };
     }, url);
-    const negotiated = result.extensions.startsWith("permessage-deflate");
-    for (const [name, ok] of [[`${url}: negotiated (${result.extensions})`, negotiated], ...result.checks.map(([n, ok]) => [`${url}: ${n}`, ok])]) {
-      if (ok) {
-        passed += 1;
-        console.log(`ok - ${name}`);
-      } else {
-        failed += 1;
-        console.log(`not ok - ${name}`);
-      }
-    }
+    tally.record(`${url}: negotiated (${result.extensions})`, result.extensions.startsWith("permessage-deflate"));
+    for (const [name, ok] of result.checks) tally.record(`${url}: ${name}`, ok);
   }
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+tally.finish();
