@@ -79,6 +79,12 @@ impl Compressor {
         self.state == State::Header && self.have == 0 && self.pending().is_empty()
     }
 
+    /// Whether a compressor is held (after `release`, only with context
+    /// takeover).
+    pub(crate) fn has_state(&self) -> bool {
+        self.z.is_some()
+    }
+
     /// Gives back what no message needs.
     pub(crate) fn release(&mut self) {
         if self.state == State::Header && self.reset_each {

@@ -152,6 +152,12 @@ impl Inflater {
         self.scratch = Vec::new();
     }
 
+    /// Whether a decompressor is held (after `release`, only with context
+    /// takeover).
+    pub(crate) fn has_state(&self) -> bool {
+        self.z.is_some()
+    }
+
     fn drop_state(&mut self) {
         if let Some(z) = self.z.take() {
             if self.shared {

@@ -171,7 +171,61 @@ impl DeflateParams {
     }
 }
 
-/// A connection's permessage-deflate layer. The read side is always
+/// A connection's permessage-deflate layer: what was agreed, and the codec,
+/// which exists only while it holds something. An idle connection keeps
+/// just the agreement (a few bytes inline); the codec (its buffers, and in
+/// dedicated mode its zlib state) is made again by the next frame.
+pub(crate) struct Layer {
+    params: DeflateParams,
+    settings: Deflate,
+    max_frame: usize,
+    codec: Option<Box<Codec>>,
+}
+
+impl Layer {
+    pub(crate) fn new(params: DeflateParams, settings: Deflate, max_frame: usize) -> Self {
+        Self {
+            params,
+            settings,
+            max_frame,
+            codec: None,
+        }
+    }
+
+    /// The codec, made if the connection was idle.
+    pub(crate) fn codec(&mut self) -> &mut Codec {
+        let (params, settings, max_frame) = (self.params, self.settings, self.max_frame);
+        self.codec
+            .get_or_insert_with(|| Box::new(Codec::new(params, &settings, max_frame)))
+    }
+
+    /// The codec, if there is one now.
+    pub(crate) fn current(&mut self) -> Option<&mut Codec> {
+        self.codec.as_deref_mut()
+    }
+
+    /// Whether outgoing frames go through the write side (dedicated mode).
+    pub(crate) fn compresses(&self) -> bool {
+        Prepare::new(self.params, &self.settings).is_none()
+    }
+
+    pub(crate) fn at_rest(&self) -> bool {
+        self.codec.as_ref().is_none_or(|c| c.at_rest())
+    }
+
+    /// The connection is going idle: the codec gives back what no message
+    /// needs, and goes itself unless it keeps a compression context.
+    pub(crate) fn release(&mut self) {
+        if let Some(codec) = &mut self.codec {
+            codec.release();
+            if codec.at_rest() && !codec.keeps_context() {
+                self.codec = None;
+            }
+        }
+    }
+}
+
+/// A connection's permessage-deflate codec. The read side is always
 /// there; the write side only in dedicated mode (in shared mode the socket
 /// compresses each message itself, once for every connection, see
 /// [`Prepare`]).
@@ -202,6 +256,11 @@ impl Codec {
         if let Some(compressor) = &mut self.compressor {
             compressor.release();
         }
+    }
+
+    /// Whether zlib state is kept between messages (context takeover).
+    fn keeps_context(&self) -> bool {
+        self.inflater.has_state() || self.compressor.as_ref().is_some_and(Compressor::has_state)
     }
 }
 

@@ -67,7 +67,7 @@ pub(crate) struct Transport {
     defer: bool,
     /// permessage-deflate, when the handshake agreed on it.
     #[cfg(feature = "deflate")]
-    deflate: Option<Box<crate::deflate::Codec>>,
+    deflate: Option<crate::deflate::Layer>,
     /// The peer closed its side (seen by the deflate layer).
     #[cfg(feature = "deflate")]
     eof: bool,
@@ -105,16 +105,15 @@ impl Transport {
     #[cfg(feature = "deflate")]
     pub(crate) fn with_deflate(
         &mut self,
-        codec: crate::deflate::Codec,
+        mut layer: crate::deflate::Layer,
         prefix: Option<Vec<u8>>,
     ) -> Option<Vec<u8>> {
-        let mut codec = Box::new(codec);
         if let Some(prefix) = prefix {
             // `new` counted these as handed out; they are not, now.
             self.frames = FrameTracker::default();
-            codec.inflater.feed(&prefix);
+            layer.codec().inflater.feed(&prefix);
         }
-        self.deflate = Some(codec);
+        self.deflate = Some(layer);
         None
     }
 
@@ -122,8 +121,8 @@ impl Transport {
     /// message is open: a reader of these bytes holds nothing partial.
     pub(crate) fn at_rest(&self) -> bool {
         #[cfg(feature = "deflate")]
-        if let Some(codec) = &self.deflate {
-            if !codec.at_rest() {
+        if let Some(layer) = &self.deflate {
+            if !layer.at_rest() {
                 return false;
             }
         }
@@ -161,8 +160,8 @@ impl Transport {
             tcp.release();
         }
         #[cfg(feature = "deflate")]
-        if let Some(codec) = &mut self.deflate {
-            codec.release();
+        if let Some(layer) = &mut self.deflate {
+            layer.release();
         }
     }
 
@@ -215,9 +214,10 @@ impl Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let Some(codec) = self.deflate.as_mut() else {
+        let Some(layer) = self.deflate.as_mut() else {
             return Poll::Ready(Ok(()));
         };
+        let codec = layer.codec();
         loop {
             let out = codec.inflater.output();
             if !out.is_empty() {
@@ -250,13 +250,18 @@ impl Transport {
     fn compresses(&self) -> bool {
         self.deflate
             .as_ref()
-            .is_some_and(|c| c.compressor.is_some())
+            .is_some_and(crate::deflate::Layer::compresses)
     }
 
     /// Writes out what the deflate layer holds; ready once it holds nothing.
     fn poll_drain_deflate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let defer = self.defer;
-        let Some(compressor) = self.deflate.as_mut().and_then(|c| c.compressor.as_mut()) else {
+        let Some(compressor) = self
+            .deflate
+            .as_mut()
+            .and_then(|l| l.current())
+            .and_then(|c| c.compressor.as_mut())
+        else {
             return Poll::Ready(Ok(()));
         };
         while !compressor.pending().is_empty() {
@@ -278,7 +283,11 @@ impl Transport {
     /// made of it goes to the socket as far as the socket takes it.
     fn poll_write_deflate(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let drained = self.poll_drain_deflate(cx)?;
-        let Some(compressor) = self.deflate.as_mut().and_then(|c| c.compressor.as_mut()) else {
+        let Some(compressor) = self
+            .deflate
+            .as_mut()
+            .and_then(|l| l.codec().compressor.as_mut())
+        else {
             return Poll::Ready(Ok(0));
         };
         let used = compressor.encode(buf);
@@ -289,7 +298,8 @@ impl Transport {
         };
         let pending = self
             .deflate
-            .as_ref()
+            .as_mut()
+            .and_then(|l| l.current())
             .and_then(|c| c.compressor.as_ref())
             .map_or(0, |c| c.pending().len());
         self.unwritten = buf.len() - used + pending;

@@ -368,8 +368,8 @@ impl<F> WebSocketUpgrade<F> {
             #[cfg(feature = "deflate")]
             if let Some((params, settings)) = deflate {
                 let max_frame = transport_config.max_frame_size.unwrap_or(usize::MAX);
-                let codec = crate::deflate::Codec::new(params, &settings, max_frame);
-                prefix = transport.with_deflate(codec, prefix);
+                let layer = crate::deflate::Layer::new(params, settings, max_frame);
+                prefix = transport.with_deflate(layer, prefix);
             }
             let keepalive = keepalive.map(|(i, t)| crate::keepalive::Keepalive::new(i, t));
             let socket = WebSocket::new(
