@@ -1,0 +1,18 @@
+# The fixed load for benches/callgrind/run.sh: N messages of SIZE bytes,
+# echoed, on C connections (no compression).
+
+import asyncio, sys, websockets
+url, size, n, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+async def one():
+    async with websockets.connect(url, compression=None, max_size=None) as ws:
+        msg = b"x" * size
+        for _ in range(n):
+            await ws.send(msg)
+            assert len(await ws.recv()) == size
+async def main():
+    for _ in range(50):
+        try:
+            async with websockets.connect(url, compression=None): break
+        except OSError: await asyncio.sleep(0.2)
+    await asyncio.gather(*(one() for _ in range(conns)))
+asyncio.run(main())
