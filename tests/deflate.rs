@@ -65,10 +65,7 @@ fn inflate(data: &[u8]) -> Vec<u8> {
 }
 
 async fn open(echo: &Example, extra: &str) -> (FrameReader, Option<String>) {
-    let res = raw(echo.addr, &handshake(extra)).await;
-    assert_eq!(res.status, 101);
-    let accepted = res.header("sec-websocket-extensions").map(str::to_owned);
-    (FrameReader::new(res), accepted)
+    open_at(echo.addr, extra).await
 }
 
 async fn expect_close(reader: &mut FrameReader, code: u16) {
@@ -483,4 +480,56 @@ async fn a_hub_broadcast_reaches_every_member_compressed() {
     );
     assert!(payloads[0].len() * 4 < json.len());
     assert_eq!(inflate(&payloads[0]), json.as_bytes());
+}
+
+/// The latency guarantee holds through the compressing write side: two
+/// requests in one segment, the handler answers the first and then spends
+/// two seconds on the second; the first (compressed) answer still arrives
+/// at once. Both modes: the dedicated write side and shared mode's
+/// prepared frames.
+#[tokio::test]
+async fn a_compressed_reply_does_not_wait_for_the_next_request_s_work() {
+    use hyperws::{Config, Deflate, WebSocket};
+    for mode in [
+        Deflate::dedicated().threshold(0),
+        Deflate::shared().threshold(0),
+    ] {
+        let config = Config::default().deflate(mode);
+        let addr = common::serve_ws(config, |mut socket: WebSocket| async move {
+            let Some(Ok(first)) = socket.recv().await else {
+                return;
+            };
+            let _ = socket.send(first).await;
+            let Some(Ok(second)) = socket.recv().await else {
+                return;
+            };
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let _ = socket.send(second).await;
+        })
+        .await;
+        let (mut reader, accepted) = open_at(addr, OFFER).await;
+        assert!(accepted.is_some());
+        let mut both = client_frame(0xc1, &deflate(b"A"));
+        both.extend(client_frame(0xc1, &deflate(b"B")));
+        let sent = std::time::Instant::now();
+        reader.stream.write_all(&both).await.unwrap();
+        let a = reader.expect().await;
+        let a_after = sent.elapsed();
+        assert_eq!(a.first, 0xc1, "{mode:?}: compressed");
+        assert_eq!(inflate(&a.payload), b"A");
+        assert!(
+            a_after < std::time::Duration::from_millis(250),
+            "{mode:?}: the first answer took {a_after:?}"
+        );
+        let b = reader.expect().await;
+        assert_eq!(inflate(&b.payload), b"B");
+        assert!(sent.elapsed() >= std::time::Duration::from_secs(2));
+    }
+}
+
+async fn open_at(addr: SocketAddr, extra: &str) -> (FrameReader, Option<String>) {
+    let res = raw(addr, &handshake(extra)).await;
+    assert_eq!(res.status, 101);
+    let accepted = res.header("sec-websocket-extensions").map(str::to_owned);
+    (FrameReader::new(res), accepted)
 }
