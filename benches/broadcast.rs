@@ -43,40 +43,17 @@ fn main() {
 mod setup;
 use setup::env_or;
 
-/// The server: every message from the connection that said "pub" goes to
-/// everyone else through the hub.
+#[path = "common/hub_server.rs"]
+mod hub_server;
+
+/// The server: the hub server with bounded queues that drop rather than
+/// close (the figure is what arrives, and how late).
 fn serve(addr: &str) {
     use hyperws::hub::{Hub, SlowConsumer};
-    use hyperws::{Router, WebSocket};
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        // Drop rather than close: the figure is what arrives, and how late.
-        let hub = Hub::builder()
-            .queue_capacity(1024)
-            .slow_consumer(SlowConsumer::DropOldest)
-            .build();
-        let app: Router = Router::new().websocket("/ws", move |socket: WebSocket| {
-            let hub = hub.clone();
-            async move {
-                let (conn, mut inbox) = hub.connect(socket);
-                let mut publisher = false;
-                while let Some(Ok(msg)) = inbox.recv().await {
-                    if msg.as_text() == Some("pub") {
-                        publisher = true;
-                    } else if publisher && msg.is_data() {
-                        hub.except(conn.id()).broadcast(msg);
-                    }
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        hyperws::serve(listener, app).await.unwrap();
-    });
+    let hub = Hub::builder()
+        .queue_capacity(1024)
+        .slow_consumer(SlowConsumer::DropOldest);
+    hub_server::serve(addr, "/ws", hub, hyperws::Config::default());
 }
 
 fn orchestrate() {

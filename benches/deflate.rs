@@ -38,6 +38,8 @@ use setup::env_or;
 mod echo_example;
 #[path = "common/frame.rs"]
 mod frame;
+#[path = "common/hub_server.rs"]
+mod hub_server;
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
 use frame::client_frame as frame;
@@ -107,38 +109,16 @@ fn main() {
     rt.block_on(broadcast());
 }
 
-/// A hub server: the connection that sends "pub" first publishes; every
-/// other message it sends goes to everyone else.
+/// The hub server, without compression or in shared mode.
 fn serve_hub(addr: &str, shared: bool) {
-    use hyperws::hub::Hub;
-    use hyperws::{Config, Deflate, Router, WebSocket};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let hub = Hub::builder().queue_capacity(1024).build();
-        let config = Config::default().deflate(shared.then(Deflate::shared));
-        let app: Router = Router::new()
-            .websocket("/", move |socket: WebSocket| {
-                let hub = hub.clone();
-                async move {
-                    let (conn, mut inbox) = hub.connect(socket);
-                    let mut publisher = false;
-                    while let Some(Ok(msg)) = inbox.recv().await {
-                        if msg.as_text() == Some("pub") {
-                            publisher = true;
-                        } else if publisher && msg.is_data() {
-                            hub.except(conn.id()).broadcast(msg);
-                        }
-                    }
-                }
-            })
-            .websocket_config(config);
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        hyperws::serve(listener, app).await.unwrap();
-    });
+    use hyperws::{Config, Deflate};
+    let config = Config::default().deflate(shared.then(Deflate::shared));
+    hub_server::serve(
+        addr,
+        "/",
+        hyperws::hub::Hub::builder().queue_capacity(1024),
+        config,
+    );
 }
 
 async fn broadcast() {

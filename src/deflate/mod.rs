@@ -179,6 +179,9 @@ pub(crate) struct Layer {
     params: DeflateParams,
     settings: Deflate,
     max_frame: usize,
+    /// Outgoing frames go through the write side (dedicated mode; shared
+    /// mode's socket compresses them itself, see [`Prepare`]).
+    compresses: bool,
     codec: Option<Box<Codec>>,
 }
 
@@ -188,6 +191,7 @@ impl Layer {
             params,
             settings,
             max_frame,
+            compresses: Prepare::new(params, &settings).is_none(),
             codec: None,
         }
     }
@@ -195,8 +199,9 @@ impl Layer {
     /// The codec, made if the connection was idle.
     pub(crate) fn codec(&mut self) -> &mut Codec {
         let (params, settings, max_frame) = (self.params, self.settings, self.max_frame);
+        let compresses = self.compresses;
         self.codec
-            .get_or_insert_with(|| Box::new(Codec::new(params, &settings, max_frame)))
+            .get_or_insert_with(|| Box::new(Codec::new(params, &settings, max_frame, compresses)))
     }
 
     /// The codec, if there is one now.
@@ -206,7 +211,7 @@ impl Layer {
 
     /// Whether outgoing frames go through the write side (dedicated mode).
     pub(crate) fn compresses(&self) -> bool {
-        Prepare::new(self.params, &self.settings).is_none()
+        self.compresses
     }
 
     pub(crate) fn at_rest(&self) -> bool {
@@ -235,12 +240,10 @@ pub(crate) struct Codec {
 }
 
 impl Codec {
-    pub(crate) fn new(params: DeflateParams, settings: &Deflate, max_frame: usize) -> Self {
+    fn new(params: DeflateParams, settings: &Deflate, max_frame: usize, compresses: bool) -> Self {
         Self {
             inflater: Inflater::new(params, settings.shared, max_frame),
-            compressor: Prepare::new(params, settings)
-                .is_none()
-                .then(|| Compressor::new(params, settings)),
+            compressor: compresses.then(|| Compressor::new(params, settings)),
         }
     }
 

@@ -1,0 +1,35 @@
+//! The hub server of the broadcast benches: the connection that sends
+//! "pub" first publishes, and every other message it sends goes to
+//! everyone else through the hub (one tokio worker).
+
+use hyperws::hub::HubBuilder;
+use hyperws::{Config, Router, WebSocket};
+
+pub(crate) fn serve(addr: &str, path: &str, hub: HubBuilder, config: Config) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = hub.build();
+        let app: Router = Router::new()
+            .websocket(path, move |socket: WebSocket| {
+                let hub = hub.clone();
+                async move {
+                    let (conn, mut inbox) = hub.connect(socket);
+                    let mut publisher = false;
+                    while let Some(Ok(msg)) = inbox.recv().await {
+                        if msg.as_text() == Some("pub") {
+                            publisher = true;
+                        } else if publisher && msg.is_data() {
+                            hub.except(conn.id()).broadcast(msg);
+                        }
+                    }
+                }
+            })
+            .websocket_config(config);
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        hyperws::serve(listener, app).await.unwrap();
+    });
+}
