@@ -129,6 +129,7 @@ mod socket;
 pub mod test;
 mod transport;
 mod upgrade;
+mod wire;
 
 pub use crate::config::{Config, OriginPolicy, ProtocolPolicy};
 #[cfg(feature = "deflate")]

@@ -6,7 +6,8 @@
 //! else (control frames, small messages, frames already compressed) passes
 //! through unchanged.
 
-use super::frame::{write_header, Pending};
+use super::frame::Pending;
+use crate::wire::write_header;
 use super::zlib::{self, TRAILER};
 use super::{Deflate, DeflateParams};
 

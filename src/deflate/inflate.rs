@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use super::frame::{apply_mask, header_len, write_header, Pending};
+use super::frame::Pending;
+use crate::wire::{apply_mask, header_len, write_header};
 use super::zlib::{self, TRAILER};
 use super::DeflateParams;
 use crate::message::close_code;

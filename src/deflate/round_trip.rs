@@ -2,7 +2,7 @@
 //! the unit tests: messages compressed by the write side, masked as a
 //! client would send them, inflated by the read side.
 
-use super::frame::{header_len, write_header};
+use crate::wire::{header_len, write_header};
 
 /// Messages from `data` (its first byte picks the settings, the rest is
 /// cut at every 0xff into messages) survive the round trip unchanged.

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
@@ -18,7 +18,12 @@ use crate::error::Error;
 use crate::keepalive::{Due, Keepalive};
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
-use crate::transport::Transport;
+use crate::transport::{Outgoing, Transport};
+
+/// The smallest message worth a write of its own, past tungstenite's write
+/// buffer (below it, copying into the buffer is cheaper than a system call
+/// more).
+const DIRECT_MIN: usize = 16 * 1024;
 
 impl WebSocket {
     pub(crate) fn new(
@@ -376,6 +381,47 @@ impl WebSocket {
                 flushed.map_err(Error::from_tungstenite)
             }
             _ => self.poll_flush_inner(cx),
+        }
+    }
+}
+
+/// The direct path for large outgoing messages (see `transport::direct`).
+impl WebSocket {
+    /// Whether a data message of `len` bytes can bypass tungstenite's write
+    /// buffer: it is large, the connection is open, and everything
+    /// tungstenite holds has reached the transport (which writes the frame
+    /// after it). Then the message costs no copy.
+    pub(super) fn may_send_direct(&mut self, len: usize) -> bool {
+        if len < self.config.write_buffer_size.max(DIRECT_MIN) {
+            return false;
+        }
+        let State::Active(stream, _) = &mut self.state else {
+            return false;
+        };
+        if !stream.get_ref().can_send_direct() {
+            return false;
+        }
+        // A flush that completes at once says tungstenite holds nothing (no
+        // earlier message, no pong it owes). One that would wait leaves the
+        // message to tungstenite, behind what it holds; its waker is the one
+        // that wakes both halves of a split socket, so the other half's
+        // wait for the socket is not lost (unsplit, the caller is the only
+        // one who waits, and it flushes next).
+        let waker = self
+            .halves
+            .as_ref()
+            .map_or(Waker::noop(), |(_, waker)| waker);
+        let mut cx = Context::from_waker(waker);
+        matches!(
+            Pin::new(&mut **stream).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        )
+    }
+
+    /// Hands a frame to the transport after [`may_send_direct`](Self::may_send_direct) said yes.
+    pub(super) fn send_direct(&mut self, b0: u8, payload: Bytes) {
+        if let Some(transport) = self.state.transport_mut() {
+            transport.send_direct(Outgoing::new(b0, payload));
         }
     }
 }

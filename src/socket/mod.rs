@@ -325,14 +325,31 @@ impl Sink<Message> for WebSocket {
         this.state.note_moved(msg.len());
         #[cfg(feature = "deflate")]
         let prepared = this.prepare.as_ref().and_then(|p| p.frame(&msg));
-        let stream = this.state.stream_if_awake().ok_or_else(Error::closed)?;
         #[cfg(feature = "deflate")]
         if let Some(frame) = prepared {
-            let frame = tokio_tungstenite::tungstenite::Message::Frame(frame);
+            if this.may_send_direct(frame.payload().len()) {
+                // Compressed once for every receiver: FIN, RSV1, opcode.
+                let b0 = 0xc0 | u8::from(frame.header().opcode);
+                this.send_direct(b0, frame.into_payload());
+                return Ok(());
+            }
+            let stream = this.state.stream_if_awake().ok_or_else(Error::closed)?;
             return Pin::new(stream)
-                .start_send(frame)
+                .start_send(tokio_tungstenite::tungstenite::Message::Frame(frame))
                 .map_err(Error::from_tungstenite);
         }
+        let direct = match &msg {
+            Message::Text(text) => Some((0x81, text.as_bytes())),
+            Message::Binary(data) => Some((0x82, data.clone())),
+            _ => None,
+        };
+        if let Some((b0, payload)) = direct {
+            if this.may_send_direct(payload.len()) {
+                this.send_direct(b0, payload);
+                return Ok(());
+            }
+        }
+        let stream = this.state.stream_if_awake().ok_or_else(Error::closed)?;
         Pin::new(stream)
             .start_send(msg.into_tungstenite())
             .map_err(Error::from_tungstenite)

@@ -24,6 +24,7 @@
 //!   peer might lose the close frame. The transport instead half-closes and
 //!   drains the socket for a bounded time in a background task.
 
+mod direct;
 mod frames;
 mod tcp;
 
@@ -46,6 +47,7 @@ const LINGER: Duration = Duration::from_secs(2);
 pub(crate) use frames::FrameTracker;
 #[cfg(not(feature = "__fuzz"))]
 use frames::FrameTracker;
+pub(crate) use direct::Outgoing;
 use tcp::SharedTcp;
 
 enum Io {
@@ -65,6 +67,8 @@ pub(crate) struct Transport {
     unwritten: usize,
     /// Writes are held back for a moment (see `tcp`).
     defer: bool,
+    /// A large frame written from the message's own bytes (see `direct`).
+    outgoing: Option<Outgoing>,
     /// permessage-deflate, when the handshake agreed on it.
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::Layer>,
@@ -85,6 +89,7 @@ impl Transport {
             linger: false,
             unwritten: 0,
             defer: false,
+            outgoing: None,
             #[cfg(feature = "deflate")]
             deflate: None,
             #[cfg(feature = "deflate")]
@@ -131,7 +136,45 @@ impl Transport {
 
     /// Output waiting for the peer to read, as of the last write.
     pub(crate) fn unwritten(&self) -> usize {
-        self.unwritten
+        self.unwritten + self.outgoing.as_ref().map_or(0, Outgoing::remaining)
+    }
+
+    /// Whether a frame can be handed over with [`send_direct`](Self::send_direct):
+    /// none is on its way already, and the bytes need no rewriting (in
+    /// dedicated deflate mode every frame goes through the compressor).
+    pub(crate) fn can_send_direct(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.compresses() {
+            return false;
+        }
+        self.outgoing.is_none() && !matches!(self.io, Io::Gone)
+    }
+
+    /// Queues a frame after every byte written so far; it is written by the
+    /// next write or flush, before anything else. The caller makes sure
+    /// that nothing it handed over earlier is still held above the
+    /// transport (tungstenite has flushed).
+    pub(crate) fn send_direct(&mut self, frame: Outgoing) {
+        debug_assert!(self.outgoing.is_none());
+        self.outgoing = Some(frame);
+    }
+
+    /// Writes out the direct frame, if one is on its way.
+    fn poll_drain_direct(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(frame) = &mut self.outgoing {
+            let slices = frame.slices();
+            let n = ready!(match &mut self.io {
+                Io::Tcp(tcp) => tcp.poll_write_vectored(cx, &slices),
+                io => Pin::new(io).poll_write_vectored(cx, &slices),
+            })?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            if frame.advance(n) {
+                self.outgoing = None;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
@@ -342,6 +385,17 @@ impl AsyncWrite for Transport {
         if self.compresses() {
             return self.poll_write_deflate(cx, buf);
         }
+        // A direct frame handed over earlier goes first.
+        if self.outgoing.is_some() {
+            match self.poll_drain_direct(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    self.unwritten = buf.len();
+                    return Poll::Pending;
+                }
+            }
+        }
         let poll = match &self.io {
             Io::Tcp(tcp) => tcp.poll_write(cx, buf, self.defer),
             _ => Pin::new(&mut self.io).poll_write(cx, buf),
@@ -367,6 +421,7 @@ impl AsyncWrite for Transport {
                 .map_or(&[][..], |b| &**b);
             return self.poll_write_deflate(cx, buf);
         }
+        ready!(self.poll_drain_direct(cx))?;
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -381,6 +436,7 @@ impl AsyncWrite for Transport {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         #[cfg(feature = "deflate")]
         ready!(self.poll_drain_deflate(cx))?;
+        ready!(self.poll_drain_direct(cx))?;
         if self.defer && self.can_defer() {
             return Poll::Ready(Ok(()));
         }
@@ -388,6 +444,7 @@ impl AsyncWrite for Transport {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain_direct(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -450,13 +507,7 @@ impl AsyncWrite for Io {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Io::Tcp(io) => {
-                let buf = bufs
-                    .iter()
-                    .find(|b| !b.is_empty())
-                    .map_or(&[][..], |b| &**b);
-                io.poll_write(cx, buf, false)
-            }
+            Io::Tcp(io) => io.poll_write_vectored(cx, bufs),
             Io::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             Io::Gone => Poll::Ready(Err(gone())),
         }
@@ -464,7 +515,7 @@ impl AsyncWrite for Io {
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Io::Tcp(_) => false,
+            Io::Tcp(_) => true,
             Io::Upgraded(io) => io.is_write_vectored(),
             Io::Gone => false,
         }
