@@ -7,9 +7,9 @@
 //! through unchanged.
 
 use super::frame::Pending;
-use crate::wire::write_header;
 use super::zlib::{self, TRAILER};
 use super::{Deflate, DeflateParams};
+use crate::wire::write_header;
 
 /// Largest payload of one compressed frame on the wire.
 const CHUNK: usize = 16 * 1024;

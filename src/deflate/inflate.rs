@@ -9,10 +9,10 @@
 use std::fmt;
 
 use super::frame::Pending;
-use crate::wire::{apply_mask, header_len, write_header};
 use super::zlib::{self, TRAILER};
 use super::DeflateParams;
 use crate::message::close_code;
+use crate::wire::{apply_mask, header_len, write_header};
 
 /// Largest payload of one re-emitted frame.
 const CHUNK: usize = 16 * 1024;

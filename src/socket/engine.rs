@@ -18,12 +18,7 @@ use crate::error::Error;
 use crate::keepalive::{Due, Keepalive};
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
-use crate::transport::{Outgoing, Transport};
-
-/// The smallest message worth a write of its own, past tungstenite's write
-/// buffer (below it, copying into the buffer is cheaper than a system call
-/// more).
-const DIRECT_MIN: usize = 16 * 1024;
+use crate::transport::{Outgoing, Transport, DIRECT_MIN};
 
 impl WebSocket {
     pub(crate) fn new(
@@ -254,7 +249,34 @@ impl WebSocket {
                     Poll::Pending => {}
                 }
             }
-            let item = match Pin::new(&mut *stream).poll_next(cx) {
+            let polled = if stream.get_ref().reads_ahead() {
+                // Large frames have been coming: read the next bytes into a
+                // buffer of our own, not tungstenite's (which it zero-fills).
+                match stream.get_mut().poll_read_ahead(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            } else if stream.get_ref().incoming_is_next() {
+                // A large frame read past tungstenite, which holds nothing
+                // before it: read on without asking tungstenite.
+                match stream.get_mut().poll_incoming(cx) {
+                    Poll::Ready(Ok(())) => Poll::Ready(stream.get_mut().take_incoming()),
+                    Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            } else {
+                match Pin::new(&mut *stream).poll_next(cx) {
+                    // tungstenite has no more: the large frame read past it
+                    // comes next, once whole.
+                    Poll::Pending => match stream.get_mut().take_incoming() {
+                        Some(item) => Poll::Ready(Some(item)),
+                        None => Poll::Pending,
+                    },
+                    ready => ready,
+                }
+            };
+            let item = match polled {
                 Poll::Ready(item) => item,
                 Poll::Pending => {
                     // Always flush: tungstenite may owe the peer a pong.

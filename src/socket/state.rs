@@ -89,12 +89,19 @@ impl State {
         let Self::Dormant(transport) = std::mem::replace(self, Self::Gone) else {
             return;
         };
+        let read_ahead = config.read_buffer_size;
         let mut config = *config;
         if !more_waiting {
             config = config.read_buffer_size(config.read_buffer_size.min(SMALL_READ));
         }
         // tokio-tungstenite's constructor is async in name only: it is ready
         // on its first poll.
+        let mut transport = transport;
+        let limit = config
+            .max_message_size
+            .unwrap_or(usize::MAX)
+            .min(config.max_frame_size.unwrap_or(usize::MAX));
+        transport.set_direct_reads(Some((limit, read_ahead)));
         let stream =
             WebSocketStream::from_partially_read(transport, part, Role::Server, Some(config));
         match stream.now_or_never() {
@@ -109,6 +116,7 @@ impl State {
     pub(super) fn sleep(&mut self) {
         if let Self::Active(stream, _) = std::mem::replace(self, Self::Gone) {
             let mut transport = stream.into_inner();
+            transport.set_direct_reads(None);
             transport.release();
             *self = Self::Dormant(transport);
         }
@@ -120,7 +128,9 @@ impl State {
             self.activate(config, Vec::new(), false);
         }
         if let Self::Active(..) = self {
-            if let Self::Active(stream, _) = std::mem::replace(self, Self::Gone) {
+            if let Self::Active(mut stream, _) = std::mem::replace(self, Self::Gone) {
+                // Frames after a close are tungstenite's to judge.
+                stream.get_mut().set_direct_reads(None);
                 *self = Self::Closing(stream);
             }
         }

@@ -18,6 +18,37 @@ impl FrameTracker {
         self.have == 0 && self.remaining == 0 && !self.fragmented
     }
 
+    /// Observes `data` up to the start of a frame that should be read past
+    /// tungstenite (see `direct`), and returns where it starts: a final,
+    /// masked text or binary frame, without RSV bits, at a point where no
+    /// message is open, of `min..=max` payload bytes, whose header is whole
+    /// in `data` and whose payload runs past its end. Everything before it
+    /// is observed; the frame itself is not (it is not handed out).
+    pub(crate) fn observe_until_large(
+        &mut self,
+        data: &[u8],
+        min: usize,
+        max: usize,
+    ) -> Option<usize> {
+        let mut at = 0;
+        while at < data.len() {
+            let rest = &data[at..];
+            if self.at_rest() && large_frame(rest, min, max).is_some_and(|n| n > rest.len()) {
+                return Some(at);
+            }
+            // A payload is skipped whole; a header is taken a byte at a
+            // time, so that every boundary is looked at.
+            let step = match usize::try_from(self.remaining) {
+                Ok(0) => 1,
+                Ok(r) => r.min(rest.len()),
+                Err(_) => rest.len(),
+            };
+            self.observe(&rest[..step]);
+            at += step;
+        }
+        None
+    }
+
     pub(crate) fn observe(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.remaining > 0 {
@@ -69,6 +100,21 @@ impl FrameTracker {
             self.have = 0;
         }
     }
+}
+
+/// Whether `wire` starts with the header of a frame for the direct read
+/// (see [`FrameTracker::observe_until_large`]), and if so, its length
+/// (header and payload).
+pub(crate) fn large_frame(wire: &[u8], min: usize, max: usize) -> Option<usize> {
+    // FIN, no RSV, text or binary; masked, with an extended length.
+    if wire.len() < 2 || !matches!(wire[0], 0x81 | 0x82) || wire[1] < 0x80 | 126 {
+        return None;
+    }
+    let (len, header) = crate::wire::header_len(wire)?;
+    if !(min as u64..=max as u64).contains(&len) {
+        return None;
+    }
+    header.checked_add(usize::try_from(len).ok()?)
 }
 
 #[cfg(test)]

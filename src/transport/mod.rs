@@ -43,11 +43,11 @@ use tokio::net::TcpStream;
 /// How long a lingering close may drain the socket.
 const LINGER: Duration = Duration::from_secs(2);
 
+pub(crate) use direct::{Outgoing, MIN as DIRECT_MIN};
 #[cfg(feature = "__fuzz")]
 pub(crate) use frames::FrameTracker;
 #[cfg(not(feature = "__fuzz"))]
 use frames::FrameTracker;
-pub(crate) use direct::Outgoing;
 use tcp::SharedTcp;
 
 enum Io {
@@ -69,6 +69,8 @@ pub(crate) struct Transport {
     defer: bool,
     /// A large frame written from the message's own bytes (see `direct`).
     outgoing: Option<Outgoing>,
+    /// Large frames read past tungstenite (see `direct`).
+    reader: direct::Reader,
     /// permessage-deflate, when the handshake agreed on it.
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::Layer>,
@@ -90,6 +92,7 @@ impl Transport {
             unwritten: 0,
             defer: false,
             outgoing: None,
+            reader: direct::Reader::default(),
             #[cfg(feature = "deflate")]
             deflate: None,
             #[cfg(feature = "deflate")]
@@ -131,7 +134,62 @@ impl Transport {
                 return false;
             }
         }
-        self.frames.at_rest()
+        self.frames.at_rest() && self.reader.at_rest()
+    }
+
+    /// Lets large frames be read past tungstenite, up to `max` payload
+    /// bytes, reading ahead `read_size` bytes at once (`None`: not at all).
+    /// Only on a TCP socket of our own, and not through the deflate layer,
+    /// which rewrites every frame.
+    pub(crate) fn set_direct_reads(&mut self, limits: Option<(usize, usize)>) {
+        #[cfg(feature = "deflate")]
+        if self.deflate.is_some() {
+            return;
+        }
+        if matches!(self.io, Io::Tcp(_)) {
+            self.reader.set_limits(limits);
+        }
+    }
+
+    /// The large frame being read is the next thing to read: tungstenite
+    /// holds nothing before it.
+    pub(crate) fn incoming_is_next(&self) -> bool {
+        self.reader.incoming_is_next()
+    }
+
+    /// The reader should read ahead before asking tungstenite (see
+    /// `direct::Reader::reads_ahead`).
+    pub(crate) fn reads_ahead(&self) -> bool {
+        self.reader.reads_ahead()
+    }
+
+    /// A large frame read whole past tungstenite, as the message
+    /// tungstenite would have made of it. The reader asks each time
+    /// tungstenite has nothing more (tungstenite holds every frame that
+    /// came before it).
+    pub(crate) fn take_incoming(
+        &mut self,
+    ) -> Option<
+        Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+    > {
+        self.reader.take_incoming()
+    }
+
+    /// Reads more of the large frame; ready once it is whole (the reader
+    /// then takes it with `take_incoming`).
+    pub(crate) fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.io {
+            Io::Tcp(tcp) => self.reader.poll_incoming(tcp, cx),
+            _ => Poll::Ready(Err(gone())),
+        }
+    }
+
+    /// Reads ahead: a large frame, or bytes tungstenite reads next.
+    pub(crate) fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.io {
+            Io::Tcp(tcp) => self.reader.poll_read_ahead(tcp, cx),
+            _ => Poll::Ready(Err(gone())),
+        }
     }
 
     /// Output waiting for the peer to read, as of the last write.
@@ -367,6 +425,9 @@ impl AsyncRead for Transport {
         #[cfg(feature = "deflate")]
         if this.deflate.is_some() {
             return this.poll_read_deflate(cx, buf);
+        }
+        if let Io::Tcp(tcp) = &this.io {
+            return this.reader.poll_read(tcp, &mut this.frames, cx, buf);
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;

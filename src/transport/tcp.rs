@@ -113,6 +113,22 @@ impl SharedTcp {
         }
     }
 
+    /// Reads into the spare room of `buf`, uninitialised memory included
+    /// (nothing is zeroed first).
+    pub(crate) fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut impl bytes::BufMut,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            match self.tcp.try_read_buf(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
     /// Writes `buf` after whatever is deferred; with `defer`, holds it back
     /// instead (while there is room) for the session's next flush or the
     /// flusher task, whichever comes first.
