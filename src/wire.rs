@@ -55,6 +55,7 @@ pub(crate) fn header(b0: u8, len: usize, zero_mask: bool) -> ([u8; MAX_HEADER], 
 }
 
 /// Appends a frame header (see [`header`]).
+#[cfg(feature = "deflate")]
 pub(crate) fn write_header(out: &mut Vec<u8>, b0: u8, len: usize, zero_mask: bool) {
     let (bytes, n) = header(b0, len, zero_mask);
     out.extend_from_slice(&bytes[..n]);

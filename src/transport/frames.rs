@@ -152,6 +152,44 @@ mod tests {
     }
 
     #[test]
+    fn large_frames_are_found_at_boundaries_only() {
+        let small = [0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+        let mut large = vec![0x82, 0x80 | 126, 0x50, 0x00, 1, 2, 3, 4];
+        large.extend_from_slice(&[9; 100]);
+        let mut data = small.to_vec();
+        data.extend_from_slice(&large);
+
+        let mut t = FrameTracker::default();
+        assert_eq!(
+            t.observe_until_large(&data, 16_384, 1 << 20),
+            Some(small.len())
+        );
+        assert!(
+            t.at_rest(),
+            "the small frame was observed, the large one not"
+        );
+        // Too large for the limit, or too small: observed as usual.
+        let mut t = FrameTracker::default();
+        assert_eq!(t.observe_until_large(&data, 16_384, 20_000), None);
+        assert!(!t.at_rest());
+        // Whole in the bytes read: tungstenite has all of it already.
+        let mut whole = vec![0x82, 0x80 | 126, 0x40, 0x00, 0, 0, 0, 0];
+        whole.extend_from_slice(&vec![0; 0x4000]);
+        let mut t = FrameTracker::default();
+        assert_eq!(t.observe_until_large(&whole, 16_384, 1 << 20), None);
+        assert!(t.at_rest());
+        // Inside a fragmented message, a "large frame" is a protocol error
+        // for tungstenite to find, not a message.
+        let mut t = FrameTracker::default();
+        t.observe(&[0x01, 0x81, 0, 0, 0, 0, b'a']);
+        assert_eq!(t.observe_until_large(&large, 16_384, 1 << 20), None);
+        // A header cut before its end is left to tungstenite.
+        let mut t = FrameTracker::default();
+        assert_eq!(t.observe_until_large(&large[..3], 16_384, 1 << 20), None);
+        assert!(!t.at_rest());
+    }
+
+    #[test]
     fn sixty_four_bit_lengths() {
         let mut t = FrameTracker::default();
         let mut header = vec![0x82, 0x80 | 127];

@@ -68,9 +68,10 @@ pub(crate) struct Transport {
     /// Writes are held back for a moment (see `tcp`).
     defer: bool,
     /// A large frame written from the message's own bytes (see `direct`).
-    outgoing: Option<Outgoing>,
+    outgoing: Option<Box<Outgoing>>,
     /// Large frames read past tungstenite (see `direct`).
-    reader: direct::Reader,
+    /// Only while tungstenite reads: a dormant connection keeps nothing.
+    reader: Option<Box<direct::Reader>>,
     /// permessage-deflate, when the handshake agreed on it.
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::Layer>,
@@ -92,7 +93,7 @@ impl Transport {
             unwritten: 0,
             defer: false,
             outgoing: None,
-            reader: direct::Reader::default(),
+            reader: None,
             #[cfg(feature = "deflate")]
             deflate: None,
             #[cfg(feature = "deflate")]
@@ -134,7 +135,7 @@ impl Transport {
                 return false;
             }
         }
-        self.frames.at_rest() && self.reader.at_rest()
+        self.frames.at_rest() && self.reader.as_ref().is_none_or(|r| r.at_rest())
     }
 
     /// Lets large frames be read past tungstenite, up to `max` payload
@@ -147,20 +148,32 @@ impl Transport {
             return;
         }
         if matches!(self.io, Io::Tcp(_)) {
-            self.reader.set_limits(limits);
+            match (&mut self.reader, limits) {
+                (Some(reader), _) => reader.set_limits(limits),
+                (None, Some(_)) => {
+                    let mut reader = Box::<direct::Reader>::default();
+                    reader.set_limits(limits);
+                    self.reader = Some(reader);
+                }
+                (None, None) => {}
+            }
+            // Dropped once it has nothing (a frame begun is read on).
+            if limits.is_none() && self.reader.as_ref().is_some_and(|r| r.at_rest()) {
+                self.reader = None;
+            }
         }
     }
 
     /// The large frame being read is the next thing to read: tungstenite
     /// holds nothing before it.
     pub(crate) fn incoming_is_next(&self) -> bool {
-        self.reader.incoming_is_next()
+        self.reader.as_ref().is_some_and(|r| r.incoming_is_next())
     }
 
     /// The reader should read ahead before asking tungstenite (see
     /// `direct::Reader::reads_ahead`).
     pub(crate) fn reads_ahead(&self) -> bool {
-        self.reader.reads_ahead()
+        self.reader.as_ref().is_some_and(|r| r.reads_ahead())
     }
 
     /// A large frame read whole past tungstenite, as the message
@@ -172,29 +185,29 @@ impl Transport {
     ) -> Option<
         Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
     > {
-        self.reader.take_incoming()
+        self.reader.as_mut()?.take_incoming()
     }
 
     /// Reads more of the large frame; ready once it is whole (the reader
     /// then takes it with `take_incoming`).
     pub(crate) fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.io {
-            Io::Tcp(tcp) => self.reader.poll_incoming(tcp, cx),
+        match (&self.io, &mut self.reader) {
+            (Io::Tcp(tcp), Some(reader)) => reader.poll_incoming(tcp, cx),
             _ => Poll::Ready(Err(gone())),
         }
     }
 
     /// Reads ahead: a large frame, or bytes tungstenite reads next.
     pub(crate) fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.io {
-            Io::Tcp(tcp) => self.reader.poll_read_ahead(tcp, cx),
+        match (&self.io, &mut self.reader) {
+            (Io::Tcp(tcp), Some(reader)) => reader.poll_read_ahead(tcp, cx),
             _ => Poll::Ready(Err(gone())),
         }
     }
 
     /// Output waiting for the peer to read, as of the last write.
     pub(crate) fn unwritten(&self) -> usize {
-        self.unwritten + self.outgoing.as_ref().map_or(0, Outgoing::remaining)
+        self.unwritten + self.outgoing.as_ref().map_or(0, |o| o.remaining())
     }
 
     /// Whether a frame can be handed over with [`send_direct`](Self::send_direct):
@@ -214,7 +227,7 @@ impl Transport {
     /// transport (tungstenite has flushed).
     pub(crate) fn send_direct(&mut self, frame: Outgoing) {
         debug_assert!(self.outgoing.is_none());
-        self.outgoing = Some(frame);
+        self.outgoing = Some(Box::new(frame));
     }
 
     /// Writes out the direct frame, if one is on its way.
@@ -426,8 +439,8 @@ impl AsyncRead for Transport {
         if this.deflate.is_some() {
             return this.poll_read_deflate(cx, buf);
         }
-        if let Io::Tcp(tcp) = &this.io {
-            return this.reader.poll_read(tcp, &mut this.frames, cx, buf);
+        if let (Io::Tcp(tcp), Some(reader)) = (&this.io, &mut this.reader) {
+            return reader.poll_read(tcp, &mut this.frames, cx, buf);
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
