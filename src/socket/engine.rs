@@ -9,7 +9,6 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::state::{State, Stream as TsStream};
@@ -209,9 +208,7 @@ impl WebSocket {
                 State::Gone => return Poll::Ready(None),
                 State::Dormant(transport) => {
                     // Wait for bytes without any buffer of tungstenite's.
-                    let mut buf = [0u8; 1024];
-                    let mut read = ReadBuf::new(&mut buf);
-                    match Pin::new(transport).poll_read(cx, &mut read) {
+                    match transport.poll_read_dormant(cx, self.config.read_buffer_size) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(err)) => {
                             let err = Error::from_tungstenite(err.into());
@@ -226,9 +223,7 @@ impl WebSocket {
                             return Poll::Ready(Some(Err(err)));
                         }
                         // Data, or the end of the stream: tungstenite sorts it out.
-                        Poll::Ready(Ok(())) => {
-                            let more_waiting = read.remaining() == 0;
-                            let part = read.filled().to_vec();
+                        Poll::Ready(Ok((part, more_waiting))) => {
                             self.state.activate(&self.config, part, more_waiting);
                             continue;
                         }

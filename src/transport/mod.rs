@@ -205,6 +205,45 @@ impl Transport {
         }
     }
 
+    /// The read that wakes a dormant connection: what has arrived, up to
+    /// `capacity` bytes, and whether more may be waiting (the read filled
+    /// it). On a TCP socket of our own it reads into memory that is not
+    /// zero-filled first, allocated once the socket is readable, and hands
+    /// on a buffer the size of what came (a large one only when it filled).
+    pub(crate) fn poll_read_dormant(
+        &mut self,
+        cx: &mut Context<'_>,
+        capacity: usize,
+    ) -> Poll<io::Result<(Vec<u8>, bool)>> {
+        #[cfg(feature = "deflate")]
+        let plain = self.deflate.is_none();
+        #[cfg(not(feature = "deflate"))]
+        let plain = true;
+        if let (Io::Tcp(tcp), true, None) = (&self.io, plain, &self.reader) {
+            let tcp = tcp.tcp();
+            loop {
+                ready!(tcp.poll_read_ready(cx))?;
+                let mut buf = bytes::BytesMut::with_capacity(capacity);
+                match tcp.try_read_buf(&mut buf) {
+                    Ok(n) => {
+                        self.frames.observe(&buf);
+                        let more = n == capacity;
+                        let part = if more { Vec::from(buf) } else { buf.to_vec() };
+                        return Poll::Ready(Ok((part, more)));
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+            }
+        }
+        // Elsewhere (TLS, HTTP/2, the deflate layer): a small read.
+        let mut chunk = [0u8; 1024];
+        let mut read = ReadBuf::new(&mut chunk);
+        ready!(Pin::new(&mut *self).poll_read(cx, &mut read))?;
+        let more = read.remaining() == 0;
+        Poll::Ready(Ok((read.filled().to_vec(), more)))
+    }
+
     /// Output waiting for the peer to read, as of the last write.
     pub(crate) fn unwritten(&self) -> usize {
         self.unwritten + self.outgoing.as_ref().map_or(0, |o| o.remaining())
