@@ -43,6 +43,7 @@ impl WebSocket {
             prepare: None,
             keepalive: None,
             timed_out: false,
+            yielded: 0,
             halves: None,
         };
         if let Some(prefix) = prefix {
@@ -203,7 +204,23 @@ impl WebSocket {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
+        // The socket's end reads as no bytes: tungstenite must see it.
+        let mut at_end = false;
         loop {
+            if !at_end {
+                if let Some(stream) = self.state.drained(self.yielded) {
+                    // Go dormant at once; the dormant read waits on the
+                    // socket without a buffer of tungstenite's.
+                    match Pin::new(&mut *stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => {
+                            self.state.sleep();
+                            continue;
+                        }
+                        Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(self.failed(err)))),
+                        Poll::Pending => {}
+                    }
+                }
+            }
             let stream = match &mut self.state {
                 State::Gone => return Poll::Ready(None),
                 State::Dormant(transport) => {
@@ -224,6 +241,7 @@ impl WebSocket {
                         }
                         // Data, or the end of the stream: tungstenite sorts it out.
                         Poll::Ready(Ok((part, more_waiting))) => {
+                            at_end = part.is_empty();
                             self.state.activate(&self.config, part, more_waiting);
                             continue;
                         }
@@ -268,7 +286,11 @@ impl WebSocket {
                         Some(item) => Poll::Ready(Some(item)),
                         None => Poll::Pending,
                     },
-                    ready => ready,
+                    Poll::Ready(Some(Ok(msg))) => {
+                        self.yielded = self.yielded.wrapping_add(1);
+                        Poll::Ready(Some(Ok(msg)))
+                    }
+                    ended => ended,
                 }
             };
             let item = match polled {

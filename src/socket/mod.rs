@@ -158,6 +158,8 @@ pub struct WebSocket {
     keepalive: Option<Keepalive>,
     /// Keepalive gave up on the peer while sending; the reader is told.
     timed_out: bool,
+    /// Items tungstenite has yielded (see `State::drained`), wrapping.
+    yielded: u64,
     /// After `split`: the two halves' wakers, and the waker that wakes
     /// them (see [`Halves`]).
     halves: Option<(Arc<Halves>, Waker)>,

@@ -153,6 +153,21 @@ impl State {
     }
 
     /// tungstenite's stream if it holds the connection; never wakes it.
+    /// tungstenite, if it is awake with small buffers and holds nothing
+    /// at all: it has yielded an item for every one it was handed
+    /// (`yielded`), and no partial frame. Asking it for more would only
+    /// have it zero-fill its read buffer to find the socket empty.
+    pub(super) fn drained(&mut self, yielded: u64) -> Option<&mut Stream> {
+        match self {
+            Self::Active(stream, Buffers::Small)
+                if stream.get_ref().at_rest() && stream.get_ref().items_handed_out() == yielded =>
+            {
+                Some(&mut **stream)
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn stream_if_awake(&mut self) -> Option<&mut Stream> {
         match self {
             Self::Active(stream, _) | Self::Closing(stream) => Some(&mut **stream),

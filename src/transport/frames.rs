@@ -11,6 +11,12 @@ pub(crate) struct FrameTracker {
     remaining: u64,
     /// A text or binary frame without FIN started a message not yet ended.
     fragmented: bool,
+    /// The frame being handed out ends a message (or is a control frame):
+    /// tungstenite yields one item for it.
+    completes: bool,
+    /// Items tungstenite will have yielded once it has read every byte
+    /// handed out so far (a wrapping count).
+    messages: u64,
 }
 
 impl FrameTracker {
@@ -49,6 +55,12 @@ impl FrameTracker {
         None
     }
 
+    /// How many items (messages and control frames) the bytes handed out
+    /// so far make, counted from the connection's start, wrapping.
+    pub(crate) fn messages(&self) -> u64 {
+        self.messages
+    }
+
     pub(crate) fn observe(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.remaining > 0 {
@@ -56,6 +68,9 @@ impl FrameTracker {
                     usize::try_from(self.remaining).map_or(data.len(), |r| r.min(data.len()));
                 self.remaining -= skip as u64;
                 data = &data[skip..];
+                if self.remaining == 0 && self.completes {
+                    self.messages = self.messages.wrapping_add(1);
+                }
                 continue;
             }
             self.header[self.have] = data[0];
@@ -96,6 +111,11 @@ impl FrameTracker {
                 // Control frames (and invalid opcodes, which end the
                 // connection anyway) leave the message state alone.
                 _ => {}
+            }
+            let opcode = self.header[0] & 0x0f;
+            self.completes = fin || opcode >= 0x8;
+            if self.remaining == 0 && self.completes {
+                self.messages = self.messages.wrapping_add(1);
             }
             self.have = 0;
         }
@@ -187,6 +207,28 @@ mod tests {
         let mut t = FrameTracker::default();
         assert_eq!(t.observe_until_large(&large[..3], 16_384, 1 << 20), None);
         assert!(!t.at_rest());
+    }
+
+    #[test]
+    fn counts_the_items_tungstenite_will_yield() {
+        // Text, a fragmented binary with a ping inside, an empty close:
+        // (frame, items after it, whether it ends an item).
+        let frames: [(&[u8], u64, bool); 5] = [
+            (&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'], 1, true),
+            (&[0x02, 0x81, 0, 0, 0, 0, 1], 1, false),
+            (&[0x89, 0x80, 0, 0, 0, 0], 2, true),
+            (&[0x80, 0x81, 0, 0, 0, 0, 2], 3, true),
+            (&[0x88, 0x80, 0, 0, 0, 0], 4, true),
+        ];
+        let mut t = FrameTracker::default();
+        for (frame, after, ends) in frames {
+            let (head, last) = frame.split_at(frame.len() - 1);
+            t.observe(head);
+            // Not before the frame's last byte.
+            assert_eq!(t.messages(), after - u64::from(ends));
+            t.observe(last);
+            assert_eq!(t.messages(), after);
+        }
     }
 
     #[test]

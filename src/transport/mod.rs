@@ -244,6 +244,14 @@ impl Transport {
         Poll::Ready(Ok((read.filled().to_vec(), more)))
     }
 
+    /// How many items (messages and control frames) tungstenite has been
+    /// handed the bytes of, from the connection's start (wrapping): once it
+    /// has yielded as many, and [`at_rest`](Self::at_rest) holds, it holds
+    /// nothing at all.
+    pub(crate) fn items_handed_out(&self) -> u64 {
+        self.frames.messages()
+    }
+
     /// Output waiting for the peer to read, as of the last write.
     pub(crate) fn unwritten(&self) -> usize {
         self.unwritten + self.outgoing.as_ref().map_or(0, |o| o.remaining())
