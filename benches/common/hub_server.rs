@@ -1,6 +1,7 @@
 //! The hub server of the broadcast benches: the connection that sends
 //! "pub" first publishes, and every other message it sends goes to
-//! everyone else through the hub (one tokio worker).
+//! everyone else through the hub (one tokio worker). Every connection is a
+//! member of one room.
 
 use hyperws::hub::HubBuilder;
 use hyperws::{Config, Router, WebSocket};
@@ -18,6 +19,8 @@ pub(crate) fn serve(addr: &str, path: &str, hub: HubBuilder, config: Config) {
                 let hub = hub.clone();
                 async move {
                     let (conn, mut inbox) = hub.connect(socket);
+                    // Every member in one room, as a chat's would be.
+                    conn.join("all");
                     let mut publisher = false;
                     while let Some(Ok(msg)) = inbox.recv().await {
                         if msg.as_text() == Some("pub") {

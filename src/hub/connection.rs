@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use super::outbox::Outbox;
 use super::Hub;
 use crate::error::Error;
@@ -109,6 +111,8 @@ pub struct Inbox {
     hub: Hub,
     id: ConnectionId,
     failed: bool,
+    /// The server's shutdown signal, until it has been passed on.
+    shutdown: Option<CancellationToken>,
 }
 
 impl fmt::Debug for Inbox {
@@ -125,6 +129,7 @@ impl Inbox {
         outbox: Arc<Outbox>,
         hub: Hub,
         id: ConnectionId,
+        shutdown: Option<CancellationToken>,
     ) -> Self {
         Self {
             rx,
@@ -132,6 +137,7 @@ impl Inbox {
             hub,
             id,
             failed: false,
+            shutdown,
         }
     }
 
@@ -146,13 +152,27 @@ impl Inbox {
         if self.failed {
             return None;
         }
-        tokio::select! {
-            biased;
-            code = self.outbox.overflowed() => {
-                self.failed = true;
-                Some(Err(Error::slow_consumer(code)))
+        loop {
+            let shutdown = async {
+                match &self.shutdown {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                code = self.outbox.overflowed() => {
+                    self.failed = true;
+                    return Some(Err(Error::slow_consumer(code)));
+                }
+                // The writer says goodbye (1001) after what is queued; the
+                // peer's reply then ends this stream.
+                () = shutdown => {
+                    self.shutdown = None;
+                    self.outbox.shut_down();
+                }
+                item = self.rx.recv() => return item,
             }
-            item = self.rx.recv() => item,
         }
     }
 

@@ -45,8 +45,8 @@ use crate::error::Error;
 use crate::message::Message;
 use crate::socket::WebSocket;
 pub use connection::{Connection, ConnectionId, Inbox};
-use outbox::Outbox;
 pub use outbox::SlowConsumer;
+use outbox::{Outbox, Parked};
 use registry::Registry;
 
 /// Connections, rooms and broadcast. Cheap to clone: clones share the same
@@ -187,22 +187,20 @@ impl Hub {
             self.inner.slow_consumer,
         ));
         self.inner.registry.insert(id, outbox.clone());
-        // The writer closes with 1001 on shutdown, after what is queued.
+        // The writer closes with 1001 on shutdown, after what is queued;
+        // the server waits for it (its task joins the server's tracker).
         let shutdown = socket.take_shutdown();
         let (tx, rx) = socket.split();
-        let writer = writer::write_loop(
-            tx,
-            outbox.clone(),
-            shutdown.as_ref().map(|s| s.token.clone()),
-        );
-        // The server waits for the writer too: what was broadcast before
-        // the shutdown still goes out, ahead of the 1001.
-        match shutdown {
-            Some(shutdown) => shutdown.tracker.spawn(writer),
-            None => tokio::spawn(writer),
-        };
+        match Parked::new(tx, shutdown.as_ref().map(|s| s.tracker.clone())) {
+            Some(parked) => outbox.park(parked),
+            // `on_upgrade` runs sessions on a runtime: not reached there.
+            None => {
+                tracing::error!("Hub::connect called outside a tokio runtime; nothing will be sent")
+            }
+        }
         let conn = Connection::new(id, self.clone(), outbox.clone());
-        (conn, Inbox::new(rx, outbox, self.clone(), id))
+        let token = shutdown.map(|s| s.token);
+        (conn, Inbox::new(rx, outbox, self.clone(), id, token))
     }
 
     /// Sends `msg` to every connection; returns how many queued it.

@@ -1,13 +1,17 @@
-//! A connection's bounded queue of outgoing messages, and what happens when
-//! its reader is too slow to empty it.
+//! A connection's bounded queue of outgoing messages, what happens when its
+//! reader is too slow to empty it, and the sending half while no writer
+//! task runs.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 
-use crate::message::Message;
+use crate::message::{CloseFrame, Message};
+use crate::socket::WebSocketSender;
 
 /// What to do with a connection whose queue is full when a message for it
 /// arrives.
@@ -37,25 +41,71 @@ pub(crate) enum Refused {
     Overflow,
 }
 
-#[derive(Debug, Default)]
+/// The connection's sending half while no writer task runs, with what a
+/// writer needs to be started: the runtime, and the server's task tracker
+/// (which the server waits on at shutdown).
+pub(crate) struct Parked {
+    pub(crate) tx: WebSocketSender,
+    runtime: tokio::runtime::Handle,
+    tracker: Option<TaskTracker>,
+}
+
+impl Parked {
+    pub(crate) fn new(tx: WebSocketSender, tracker: Option<TaskTracker>) -> Option<Box<Self>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(Box::new(Self {
+            tx,
+            runtime,
+            tracker,
+        }))
+    }
+}
+
+#[derive(Default)]
 struct State {
     queue: VecDeque<Message>,
-    /// No more messages: the connection is leaving.
+    /// The sending half, while no writer task has it.
+    parked: Option<Box<Parked>>,
+    /// A writer task is running (or about to).
+    running: bool,
+    /// The reader has gone: the writer sends what is queued, then 1000.
     finished: bool,
-    /// The queue overflowed under `SlowConsumer::Close`.
+    /// The server is shutting down: what is queued, then 1001.
+    shutting_down: bool,
     overflowed: bool,
 }
 
-#[derive(Debug)]
+/// What the writer is to do next.
+pub(crate) enum Next {
+    /// Send these (the whole queue, taken at once).
+    Send(VecDeque<Message>, Box<Parked>),
+    /// Nothing queued: the sending half is parked and the writer ends.
+    Idle,
+    /// Close with this frame: the reader has gone (1000) or the server is
+    /// shutting down (1001); everything queued has been sent.
+    Close(CloseFrame, Box<Parked>),
+    /// Close after a full queue: the policy's code, if it closes.
+    Overflow(Option<u16>, Box<Parked>),
+}
+
+/// A connection's queue of outgoing messages. The writer task that empties
+/// it runs only while there is something to send: an idle connection holds
+/// the parked sending half and an empty queue, no task and no buffer.
 pub(crate) struct Outbox {
     state: Mutex<State>,
     capacity: usize,
     policy: SlowConsumer,
     dropped: AtomicU64,
-    /// Wakes the writer: messages queued, or the connection is ending.
-    ready: Notify,
-    /// Wakes the reader when the queue overflowed.
     overflow: Notify,
+}
+
+impl fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbox")
+            .field("capacity", &self.capacity)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outbox {
@@ -65,21 +115,45 @@ impl Outbox {
             capacity: capacity.max(1),
             policy,
             dropped: AtomicU64::new(0),
-            ready: Notify::new(),
             overflow: Notify::new(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic elsewhere while holding the lock leaves a queue that is
-        // still consistent: keep using it.
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a message without ever waiting.
-    pub(crate) fn push(&self, msg: Message) -> Result<(), Refused> {
+    /// Hands the sending half over; a writer starts when there is work.
+    pub(crate) fn park(self: &Arc<Self>, parked: Box<Parked>) {
+        let mut state = self.lock();
+        state.parked = Some(parked);
+        let work = !state.queue.is_empty() || state.finished || state.shutting_down;
+        self.start_writer(state, work);
+    }
+
+    /// Starts a writer task if there is work for one and none runs; takes
+    /// the lock's guard so that the check and the start are one step.
+    fn start_writer(self: &Arc<Self>, mut state: std::sync::MutexGuard<'_, State>, work: bool) {
+        if !work || state.running {
+            return;
+        }
+        let Some(parked) = state.parked.as_ref() else {
+            return;
+        };
+        let (runtime, tracker) = (parked.runtime.clone(), parked.tracker.clone());
+        state.running = true;
+        drop(state);
+        let writer = super::writer::run(self.clone());
+        match tracker {
+            Some(tracker) => runtime.spawn(tracker.track_future(writer)),
+            None => runtime.spawn(writer),
+        };
+    }
+
+    /// Queues `msg` (and starts the writer if it is idle).
+    pub(crate) fn push(self: &Arc<Self>, msg: Message) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.finished || state.overflowed {
             return Err(Refused::Closed);
@@ -92,52 +166,53 @@ impl Outbox {
                 }
                 SlowConsumer::Close(_) => {
                     state.overflowed = true;
-                    state.queue.clear();
-                    drop(state);
+                    state.queue = VecDeque::new();
+                    self.start_writer(state, true);
                     self.overflow.notify_waiters();
-                    self.ready.notify_one();
                     return Err(Refused::Overflow);
                 }
             }
         }
         state.queue.push_back(msg);
-        drop(state);
-        self.ready.notify_one();
+        self.start_writer(state, true);
         Ok(())
     }
 
-    /// Takes everything queued (up to `max`), or learns the connection is
-    /// ending. `Err(Some(code))`: overflowed, close with `code`.
-    pub(crate) async fn take(
-        &self,
-        into: &mut Vec<Message>,
-        max: usize,
-    ) -> Result<(), Option<u16>> {
-        loop {
-            let notified = self.ready.notified();
-            {
-                let mut state = self.lock();
-                if state.overflowed {
-                    return Err(match self.policy {
-                        SlowConsumer::Close(code) => Some(code),
-                        SlowConsumer::DropOldest => None,
-                    });
-                }
-                if !state.queue.is_empty() {
-                    let n = state.queue.len().min(max);
-                    into.extend(state.queue.drain(..n));
-                    return Ok(());
-                }
-                if state.finished {
-                    return Err(None);
-                }
-            }
-            notified.await;
+    /// The writer's next step; `parked` is the sending half it holds, if
+    /// it holds it (it hands it back with each batch sent).
+    pub(crate) fn next(&self, parked: Option<Box<Parked>>) -> Option<Next> {
+        let mut state = self.lock();
+        if let Some(parked) = parked {
+            state.parked = Some(parked);
         }
+        if state.overflowed {
+            let parked = state.parked.take()?;
+            let code = match self.policy {
+                SlowConsumer::Close(code) => Some(code),
+                SlowConsumer::DropOldest => None,
+            };
+            return Some(Next::Overflow(code, parked));
+        }
+        if !state.queue.is_empty() {
+            // The whole queue at once: the next push starts a new, small one.
+            let batch = std::mem::take(&mut state.queue);
+            let parked = state.parked.take()?;
+            return Some(Next::Send(batch, parked));
+        }
+        if state.shutting_down || state.finished {
+            let frame = if state.shutting_down {
+                CloseFrame::server_shutdown()
+            } else {
+                CloseFrame::new(crate::message::close_code::NORMAL, "")
+            };
+            let parked = state.parked.take()?;
+            return Some(Next::Close(frame, parked));
+        }
+        state.running = false;
+        Some(Next::Idle)
     }
 
-    /// Resolves once the queue has overflowed (never, under `DropOldest`),
-    /// with the close code of the policy.
+    /// Resolves once the queue has overflowed under the closing policy.
     pub(crate) async fn overflowed(&self) -> u16 {
         loop {
             let notified = self.overflow.notified();
@@ -150,10 +225,18 @@ impl Outbox {
         }
     }
 
-    /// No more messages will be queued; the writer sends what is left.
-    pub(crate) fn finish(&self) {
-        self.lock().finished = true;
-        self.ready.notify_one();
+    /// The reader has gone: send what is queued, then close.
+    pub(crate) fn finish(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.finished = true;
+        self.start_writer(state, true);
+    }
+
+    /// The server is shutting down: send what is queued, then 1001.
+    pub(crate) fn shut_down(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.shutting_down = true;
+        self.start_writer(state, true);
     }
 
     pub(crate) fn dropped(&self) -> u64 {
@@ -169,38 +252,56 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn drop_oldest_keeps_the_newest_and_counts() {
-        let outbox = Outbox::new(2, SlowConsumer::DropOldest);
+    /// What `next` hands a writer, without a sending half parked (the
+    /// queue logic alone): `None` where a writer would be given work.
+    fn queued(outbox: &Outbox) -> Vec<Message> {
+        let mut state = outbox.lock();
+        std::mem::take(&mut state.queue).into_iter().collect()
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest_and_counts() {
+        let outbox = Arc::new(Outbox::new(2, SlowConsumer::DropOldest));
         for i in 0..5 {
             outbox.push(Message::text(i.to_string())).unwrap();
         }
         assert_eq!(outbox.dropped(), 3);
-        let mut got = Vec::new();
-        outbox.take(&mut got, 10).await.unwrap();
-        assert_eq!(got, [Message::text("3"), Message::text("4")]);
+        assert_eq!(queued(&outbox), [Message::text("3"), Message::text("4")]);
     }
 
-    #[tokio::test]
-    async fn close_policy_overflows_once_and_refuses_after() {
-        let outbox = Outbox::new(1, SlowConsumer::Close(1013));
+    #[test]
+    fn close_policy_overflows_once_and_refuses_after() {
+        let outbox = Arc::new(Outbox::new(1, SlowConsumer::Close(1013)));
         outbox.push(Message::text("a")).unwrap();
         assert_eq!(outbox.push(Message::text("b")), Err(Refused::Overflow));
         assert_eq!(outbox.push(Message::text("c")), Err(Refused::Closed));
-        outbox.overflowed().await;
-        let mut got = Vec::new();
-        assert_eq!(outbox.take(&mut got, 10).await, Err(Some(1013)));
+        assert!(queued(&outbox).is_empty(), "an overflowed queue is dropped");
     }
 
-    #[tokio::test]
-    async fn finish_lets_the_writer_drain_then_stop() {
-        let outbox = Outbox::new(8, SlowConsumer::default());
+    #[test]
+    fn finish_refuses_later_messages_and_keeps_what_was_queued() {
+        let outbox = Arc::new(Outbox::new(8, SlowConsumer::default()));
         outbox.push(Message::text("last")).unwrap();
         outbox.finish();
         assert_eq!(outbox.push(Message::text("late")), Err(Refused::Closed));
-        let mut got = Vec::new();
-        outbox.take(&mut got, 10).await.unwrap();
-        assert_eq!(got, [Message::text("last")]);
-        assert_eq!(outbox.take(&mut got, 10).await, Err(None));
+        assert_eq!(queued(&outbox), [Message::text("last")]);
+    }
+
+    #[test]
+    fn an_idle_writer_stops_and_an_empty_queue_holds_no_memory() {
+        let outbox = Arc::new(Outbox::new(8, SlowConsumer::default()));
+        for i in 0..8 {
+            outbox.push(Message::text(i.to_string())).unwrap();
+        }
+        // Without a parked half no writer starts; what `next` does with
+        // an empty queue is to stop the writer.
+        queued(&outbox);
+        assert!(matches!(outbox.next(None), Some(Next::Idle)));
+        assert!(!outbox.lock().running);
+        assert_eq!(
+            outbox.lock().queue.capacity(),
+            0,
+            "the burst's queue is gone"
+        );
     }
 }

@@ -480,14 +480,25 @@ impl WebSocket {
     }
 
     pub(super) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match &mut self.state {
+        let flushed = match &mut self.state {
             // Dormant means everything was written already.
-            State::Dormant(_) => Poll::Ready(Ok(())),
-            State::Gone => Poll::Ready(Err(Error::closed())),
+            State::Dormant(_) => return Poll::Ready(Ok(())),
+            State::Gone => return Poll::Ready(Err(Error::closed())),
             State::Active(stream, _) | State::Closing(stream) => Pin::new(&mut **stream)
                 .poll_flush(cx)
                 .map_err(Error::from_tungstenite),
+        };
+        // A split sender (a hub writer above all) may be the only half at
+        // work: a connection that only receives would stay awake, buffers
+        // and all, until its peer next sent something. Once all is written
+        // and tungstenite holds nothing read either, it sleeps here; the
+        // reader's wait on the socket stays registered.
+        if let Poll::Ready(Ok(())) = flushed {
+            if self.halves.is_some() && self.state.drained(self.yielded).is_some() {
+                self.state.sleep();
+            }
         }
+        flushed
     }
 
     pub(super) fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

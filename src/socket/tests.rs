@@ -149,3 +149,53 @@ async fn sockets_served_by_serve_are_unwrapped_to_tcp() {
     let echo = client.next().await.unwrap().unwrap();
     assert_eq!(echo.into_text().unwrap(), "hi");
 }
+
+/// A split socket whose sender is the only half at work (a hub member that
+/// only receives broadcasts) still goes dormant once what it sent is out;
+/// and a reader already waiting is woken by the next incoming message.
+#[tokio::test]
+async fn a_split_sender_puts_an_idle_connection_to_sleep_and_the_reader_still_wakes() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel::<String>();
+    let addr = serve_one(move |socket: WebSocket| async move {
+        let (mut tx, rx) = socket.split();
+        tx.send(Message::text("a")).await.unwrap();
+        let socket = tx.reunite(rx).unwrap();
+        let _ = seen_tx.send(socket.state.name().to_owned());
+        let (mut tx, mut rx) = socket.split();
+        let reader = tokio::spawn(async move {
+            let msg = rx.recv().await.unwrap().unwrap();
+            msg.as_text().unwrap_or_default().to_owned()
+        });
+        // The reader is waiting on the socket before the sender writes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(Message::text("b")).await.unwrap();
+        let _ = seen_tx.send(reader.await.unwrap());
+    })
+    .await;
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let next = async |client: &mut tokio_tungstenite::WebSocketStream<_>| {
+        let msg: tungstenite::Message = client.next().await.unwrap().unwrap();
+        msg.into_text().unwrap().to_string()
+    };
+    assert_eq!(next(&mut client).await, "a");
+    let state = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        state.as_deref(),
+        Some("dormant"),
+        "asleep once its send was out"
+    );
+    assert_eq!(next(&mut client).await, "b");
+    client.send(tungstenite::Message::text("c")).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        got.as_deref(),
+        Some("c"),
+        "the waiting reader got the message"
+    );
+}
