@@ -68,11 +68,7 @@ fn serve(kind: &str, addr: &str) {
             hub_server::serve(addr, "/ws", hub, hyperws::Config::default());
         }
         other => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = setup::server_runtime();
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
                 match other {

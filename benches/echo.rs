@@ -498,11 +498,7 @@ mod peers {
     use tokio::net::TcpListener;
 
     pub(super) fn serve(kind: &str, addr: &str) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = super::setup::server_runtime();
         rt.block_on(async {
             let listener = TcpListener::bind(addr).await.unwrap();
             loop {

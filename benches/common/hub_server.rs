@@ -7,11 +7,7 @@ use hyperws::hub::HubBuilder;
 use hyperws::{Config, Router, WebSocket};
 
 pub(crate) fn serve(addr: &str, path: &str, hub: HubBuilder, config: Config) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = super::setup::server_runtime();
     rt.block_on(async {
         let hub = hub.build();
         let app: Router = Router::new()

@@ -25,3 +25,13 @@ pub(crate) fn pin_load_generator() {
         .expect("taskset (util-linux) is needed to pin the benchmark");
     std::process::exit(status.code().unwrap_or(1));
 }
+
+/// The runtime every server under test runs on: one tokio worker.
+#[allow(dead_code)] // Not every bench runs a server of its own.
+pub(crate) fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

@@ -165,6 +165,10 @@ pub(crate) struct Reader {
     incoming_next: bool,
     /// Bytes read ahead that were not a large frame: tungstenite's, first.
     staged: Option<BytesMut>,
+    /// Bytes read ahead past a large frame that may begin the next one (a
+    /// header cut short, or a large frame's start): the next read ahead
+    /// continues them.
+    carry: Option<BytesMut>,
     /// The last frame was large: read ahead before asking tungstenite.
     ahead: bool,
 }
@@ -174,12 +178,16 @@ impl Reader {
         self.limits = limits;
         if limits.is_none() {
             self.ahead = false;
+            // tungstenite reads them now.
+            if self.staged.is_none() {
+                self.staged = self.carry.take();
+            }
         }
     }
 
     /// Nothing read and not yet handed on.
     pub(crate) fn at_rest(&self) -> bool {
-        self.incoming.is_none() && self.staged.is_none()
+        self.incoming.is_none() && self.staged.is_none() && self.carry.is_none()
     }
 
     pub(crate) fn incoming_is_next(&self) -> bool {
@@ -190,7 +198,7 @@ impl Reader {
     /// been coming, and tungstenite holds nothing (it has just been
     /// drained up to the large frame the reader took).
     pub(crate) fn reads_ahead(&self) -> bool {
-        self.ahead && self.limits.is_some() && self.at_rest()
+        self.ahead && self.limits.is_some() && self.incoming.is_none() && self.staged.is_none()
     }
 
     /// The large frame, once whole, as tungstenite would have made it.
@@ -231,11 +239,32 @@ impl Reader {
         let Some((max, size)) = self.limits else {
             return Poll::Ready(Ok(()));
         };
-        // Room for a frame of the read size and its header in one piece.
-        let mut buf = BytesMut::with_capacity(size + wire::MAX_HEADER);
-        if ready!(tcp.poll_read_buf(cx, &mut buf))? == 0 {
-            // The end: tungstenite reads it again and sorts it out.
+        // The buffer is made once the socket is readable: an idle
+        // connection's polls allocate nothing.
+        let (mut buf, before, read) = loop {
+            ready!(tcp.tcp().poll_read_ready(cx))?;
+            // Room for a frame of the read size and its header in one
+            // piece, after what the last read ahead left.
+            let mut buf = match self.carry.take() {
+                Some(mut carry) => {
+                    carry.reserve(size + wire::MAX_HEADER);
+                    carry
+                }
+                None => BytesMut::with_capacity(size + wire::MAX_HEADER),
+            };
+            let before = buf.len();
+            match tcp.tcp().try_read_buf(&mut buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.carry = (!buf.is_empty()).then_some(buf);
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+                Ok(n) => break (buf, before, n),
+            }
+        };
+        if read == 0 {
+            // The end: tungstenite reads it (and what came before).
             self.ahead = false;
+            self.staged = (before > 0).then_some(buf);
             return Poll::Ready(Ok(()));
         }
         match large_frame(&buf, MIN, max) {
@@ -243,9 +272,14 @@ impl Reader {
                 let rest = (buf.len() > total).then(|| buf.split_off(total));
                 self.incoming = Incoming::from_buf(buf);
                 self.incoming_next = true;
-                self.staged = rest;
+                match rest {
+                    // The next frame's start: read on from it next time.
+                    Some(rest) if begins_large(&rest, max) => self.carry = Some(rest),
+                    rest => self.staged = rest,
+                }
             }
-            None => {
+            _ if begins_large(&buf, max) => self.carry = Some(buf),
+            _ => {
                 self.ahead = false;
                 self.staged = Some(buf);
             }
@@ -266,6 +300,9 @@ impl Reader {
         // Whatever is staged comes after the large frame.
         if self.incoming.is_some() {
             return self.poll_read_during_incoming(tcp, cx);
+        }
+        if self.staged.is_none() {
+            self.staged = self.carry.take();
         }
         let before = buf.filled().len();
         match &mut self.staged {
@@ -319,6 +356,16 @@ impl Reader {
         // not whole, the socket's waker is registered for more).
         ready!(self.poll_incoming(tcp, cx))?;
         Poll::Pending
+    }
+}
+
+/// Whether `wire` may be the start of a large frame: a header cut short
+/// (too short to tell), or a large frame's header with its payload still to
+/// come.
+fn begins_large(wire: &[u8], max: usize) -> bool {
+    match wire::header_len(wire) {
+        None => wire.len() < wire::MAX_HEADER,
+        Some(_) => large_frame(wire, MIN, max).is_some_and(|total| total > wire.len()),
     }
 }
 
