@@ -191,7 +191,8 @@ impl Hub {
         // the server waits for it (its task joins the server's tracker).
         let shutdown = socket.take_shutdown();
         let (tx, rx) = socket.split();
-        match Parked::new(tx, shutdown.as_ref().map(|s| s.tracker.clone())) {
+        let tracker = shutdown.as_ref().map(|s| s.tracker.clone());
+        match Parked::new(tx, tracker, writer::start) {
             Some(parked) => outbox.park(parked),
             // `on_upgrade` runs sessions on a runtime: not reached there.
             None => {

@@ -41,6 +41,11 @@ pub(crate) enum Refused {
     Overflow,
 }
 
+/// Starts a writer task for an outbox, on this runtime, joining this
+/// tracker (given by the writer's module, so that the queue does not
+/// depend on the task that empties it).
+pub(crate) type StartWriter = fn(&tokio::runtime::Handle, Option<&TaskTracker>, Arc<Outbox>);
+
 /// The connection's sending half while no writer task runs, with what a
 /// writer needs to be started: the runtime, and the server's task tracker
 /// (which the server waits on at shutdown).
@@ -48,15 +53,21 @@ pub(crate) struct Parked {
     pub(crate) tx: WebSocketSender,
     runtime: tokio::runtime::Handle,
     tracker: Option<TaskTracker>,
+    start: StartWriter,
 }
 
 impl Parked {
-    pub(crate) fn new(tx: WebSocketSender, tracker: Option<TaskTracker>) -> Option<Box<Self>> {
+    pub(crate) fn new(
+        tx: WebSocketSender,
+        tracker: Option<TaskTracker>,
+        start: StartWriter,
+    ) -> Option<Box<Self>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         Some(Box::new(Self {
             tx,
             runtime,
             tracker,
+            start,
         }))
     }
 }
@@ -142,14 +153,11 @@ impl Outbox {
         let Some(parked) = state.parked.as_ref() else {
             return;
         };
-        let (runtime, tracker) = (parked.runtime.clone(), parked.tracker.clone());
+        let (runtime, tracker, start) =
+            (parked.runtime.clone(), parked.tracker.clone(), parked.start);
         state.running = true;
         drop(state);
-        let writer = super::writer::run(self.clone());
-        match tracker {
-            Some(tracker) => runtime.spawn(tracker.track_future(writer)),
-            None => runtime.spawn(writer),
-        };
+        start(&runtime, tracker.as_ref(), self.clone());
     }
 
     /// Queues `msg` (and starts the writer if it is idle).

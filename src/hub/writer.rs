@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::SinkExt;
+use tokio_util::task::TaskTracker;
 
 use super::outbox::{Next, Outbox};
 use crate::error::Error;
@@ -20,7 +21,20 @@ const SHUTDOWN_GOODBYE: Duration = Duration::from_secs(10);
 /// How long a slow consumer gets to read its close frame.
 const SLOW_GOODBYE: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(outbox: Arc<Outbox>) {
+/// Starts a writer for `outbox` (the outbox's `StartWriter`).
+pub(super) fn start(
+    runtime: &tokio::runtime::Handle,
+    tracker: Option<&TaskTracker>,
+    outbox: Arc<Outbox>,
+) {
+    let writer = run(outbox);
+    match tracker {
+        Some(tracker) => runtime.spawn(tracker.track_future(writer)),
+        None => runtime.spawn(writer),
+    };
+}
+
+async fn run(outbox: Arc<Outbox>) {
     let mut holding = None;
     loop {
         let Some(next) = outbox.next(holding.take()) else {
