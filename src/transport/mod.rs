@@ -1,44 +1,50 @@
 //! The byte stream under a WebSocket: the upgraded connection, unwrapped to
-//! the plain `TcpStream` when possible, with a frame-boundary tracker and a
-//! lingering close.
+//! the plain `TcpStream` when possible, with a frame-boundary tracker, the
+//! direct paths for large messages and a lingering close.
 //!
-//! Three things live here because tungstenite cannot do them:
+//! What lives here, because tungstenite cannot do it:
 //!
-//! - **Unwrapping.** hyper hands over an `Upgraded`, a boxed `dyn Io` behind
-//!   a rewind buffer; every read and write through it is a virtual call. When
-//!   the connection is a `TcpStream` served by hyper or hyper-util (or by
-//!   `serve`, which says how to unwrap its own type), it is taken back out, and any bytes hyper had already read are handed to
+//! - **Unwrapping** (`upgraded`). hyper hands over an `Upgraded`, a boxed
+//!   `dyn Io` behind a rewind buffer; every read and write through it is a
+//!   virtual call. When the connection is a `TcpStream` served by hyper or
+//!   hyper-util (or by `serve`, which says how to unwrap its own type), it is
+//!   taken back out, and any bytes hyper had already read are handed to
 //!   tungstenite as already-read data.
-//! - **Frame boundaries.** tungstenite allocates its read buffer up front
-//!   and keeps it for the connection's life. To let an idle connection give
-//!   that memory back, the socket layer must know when tungstenite holds no
-//!   partial frame and no partial message; the transport follows the frame
-//!   headers in the bytes it hands out (a few comparisons per frame, the
-//!   payload is skipped) and says so.
+//! - **Frame boundaries** (`frames`). tungstenite allocates its read buffer
+//!   up front and keeps it for the connection's life. To let an idle
+//!   connection give that memory back, the socket layer must know when
+//!   tungstenite holds no partial frame and no partial message (and, by
+//!   counting, when it holds nothing at all); the transport follows the
+//!   frame headers in the bytes it hands out (a few comparisons per frame,
+//!   the payload is skipped) and says so.
+//! - **Large messages** (`direct`): written from the message's own bytes,
+//!   and read into a buffer of their size, past tungstenite's buffers.
 //! - **Deferred writes** (`tcp`): small replies held back while more
 //!   requests wait to be read, written by the session's next flush or, at
 //!   the latest, by a flusher task when the session's task yields.
+//! - **Compression** (`compression`): reads and writes through the
+//!   permessage-deflate layer.
 //! - **Lingering close.** After the server sends a close frame because the
 //!   peer misbehaved (e.g. a message over the size limit), dropping the
 //!   socket with unread data would make the kernel send a reset, and the
 //!   peer might lose the close frame. The transport instead half-closes and
 //!   drains the socket for a bounded time in a background task.
 
+#[cfg(feature = "deflate")]
+mod compression;
 mod direct;
 mod frames;
 mod tcp;
+mod upgraded;
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 /// How long a lingering close may drain the socket.
 const LINGER: Duration = Duration::from_secs(2);
@@ -48,14 +54,8 @@ pub(crate) use direct::{Outgoing, MIN as DIRECT_MIN};
 pub(crate) use frames::FrameTracker;
 #[cfg(not(feature = "__fuzz"))]
 use frames::FrameTracker;
-use tcp::SharedTcp;
-
-enum Io {
-    Tcp(Arc<SharedTcp>),
-    Upgraded(TokioIo<Upgraded>),
-    /// Moved out by the lingering close.
-    Gone,
-}
+pub(crate) use upgraded::Unwrap;
+use upgraded::{gone, unwrap, Io};
 
 pub(crate) struct Transport {
     io: Io,
@@ -332,149 +332,6 @@ impl Transport {
     }
 }
 
-/// Takes the `TcpStream` (and the bytes already read from it) out of an
-/// upgraded connection whose I/O type the transport cannot know: the server
-/// that chose the type hands this over with each request.
-pub(crate) type Unwrap = fn(Upgraded) -> Result<(TcpStream, bytes::Bytes), Upgraded>;
-
-fn unwrap(upgraded: Upgraded, by_server: Option<Unwrap>) -> (Io, bytes::Bytes) {
-    // Served by `serve`, whose connections are its own type.
-    let upgraded = match by_server {
-        Some(unwrap) => match unwrap(upgraded) {
-            Ok((tcp, rest)) => return (Io::Tcp(SharedTcp::new(tcp)), rest),
-            Err(upgraded) => upgraded,
-        },
-        None => upgraded,
-    };
-    #[cfg(feature = "http2")]
-    let upgraded =
-        match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-            Ok(parts) => {
-                return (
-                    Io::Tcp(SharedTcp::new(parts.io.into_inner())),
-                    parts.read_buf,
-                )
-            }
-            Err(upgraded) => upgraded,
-        };
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => (
-            Io::Tcp(SharedTcp::new(parts.io.into_inner())),
-            parts.read_buf,
-        ),
-        Err(upgraded) => (Io::Upgraded(TokioIo::new(upgraded)), bytes::Bytes::new()),
-    }
-}
-
-#[cfg(feature = "deflate")]
-impl Transport {
-    /// Reads through the deflate layer: rewritten frames first, then a
-    /// fault the layer found, then more bytes from the socket.
-    fn poll_read_deflate(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let Some(layer) = self.deflate.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        let codec = layer.codec();
-        loop {
-            let out = codec.inflater.output();
-            if !out.is_empty() {
-                let n = out.len().min(buf.remaining());
-                buf.put_slice(&out[..n]);
-                self.frames.observe(&out[..n]);
-                codec.inflater.consume(n);
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(fault) = codec.inflater.fault() {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, fault)));
-            }
-            if codec.inflater.process() {
-                continue;
-            }
-            if self.eof {
-                return Poll::Ready(Ok(()));
-            }
-            let mut chunk = [0u8; 8 * 1024];
-            let mut read = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
-                self.eof = true;
-            }
-            codec.inflater.feed(read.filled());
-        }
-    }
-
-    /// Whether writes go through the deflate layer's write side.
-    fn compresses(&self) -> bool {
-        self.deflate
-            .as_ref()
-            .is_some_and(crate::deflate::Layer::compresses)
-    }
-
-    /// Writes out what the deflate layer holds; ready once it holds nothing.
-    fn poll_drain_deflate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let defer = self.defer;
-        let Some(compressor) = self
-            .deflate
-            .as_mut()
-            .and_then(|l| l.current())
-            .and_then(|c| c.compressor.as_mut())
-        else {
-            return Poll::Ready(Ok(()));
-        };
-        while !compressor.pending().is_empty() {
-            let pending = compressor.pending();
-            let n = ready!(match &self.io {
-                Io::Tcp(tcp) => tcp.poll_write(cx, pending, defer),
-                _ => Pin::new(&mut self.io).poll_write(cx, pending),
-            })?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            compressor.written(n);
-        }
-        self.unwritten = 0;
-        Poll::Ready(Ok(()))
-    }
-
-    /// Writes through the deflate layer: it takes what it can, and what it
-    /// made of it goes to the socket as far as the socket takes it.
-    fn poll_write_deflate(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let drained = self.poll_drain_deflate(cx)?;
-        let Some(compressor) = self
-            .deflate
-            .as_mut()
-            .and_then(|l| l.codec().compressor.as_mut())
-        else {
-            return Poll::Ready(Ok(0));
-        };
-        let used = compressor.encode(buf);
-        let drained = if used > 0 {
-            self.poll_drain_deflate(cx)?
-        } else {
-            drained
-        };
-        let pending = self
-            .deflate
-            .as_mut()
-            .and_then(|l| l.current())
-            .and_then(|c| c.compressor.as_ref())
-            .map_or(0, |c| c.pending().len());
-        self.unwritten = buf.len() - used + pending;
-        if used == 0 && !buf.is_empty() {
-            // Full of output the socket would not take: wait for it.
-            return match drained {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => Poll::Ready(Ok(0)),
-            };
-        }
-        Poll::Ready(Ok(used))
-    }
-}
-
 impl AsyncRead for Transport {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -588,73 +445,5 @@ impl Drop for Transport {
             };
             let _ = tokio::time::timeout(LINGER, drain).await;
         });
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "transport already released")
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(io) => io.poll_read(cx, buf),
-            Io::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
-            Io::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(io) => io.poll_write(cx, buf, false),
-            Io::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
-            Io::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(io) => io.poll_write_vectored(cx, bufs),
-            Io::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Io::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Tcp(_) => true,
-            Io::Upgraded(io) => io.is_write_vectored(),
-            Io::Gone => false,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(io) => io.poll_flush(cx),
-            Io::Upgraded(io) => Pin::new(io).poll_flush(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(io) => io.poll_shutdown(cx),
-            Io::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
     }
 }
