@@ -239,28 +239,26 @@ impl Reader {
         let Some((max, size)) = self.limits else {
             return Poll::Ready(Ok(()));
         };
-        // The buffer is made once the socket is readable: an idle
-        // connection's polls allocate nothing.
-        let (mut buf, before, read) = loop {
-            ready!(tcp.tcp().poll_read_ready(cx))?;
-            // Room for a frame of the read size and its header in one
-            // piece, after what the last read ahead left.
-            let mut buf = match self.carry.take() {
-                Some(mut carry) => {
-                    carry.reserve(size + wire::MAX_HEADER);
-                    carry
+        // Room for a frame of the read size and its header in one piece,
+        // after what the last read ahead left; made once the socket is
+        // readable.
+        let before = self.carry.as_ref().map_or(0, BytesMut::len);
+        let read = match tcp.poll_read_lazy(cx, &mut self.carry, |carry| {
+            let mut buf = carry.unwrap_or_default();
+            buf.reserve(size + wire::MAX_HEADER);
+            buf
+        }) {
+            Poll::Ready(read) => read?,
+            Poll::Pending => {
+                // An empty buffer is no carry (and would keep the
+                // connection from going dormant).
+                if self.carry.as_ref().is_some_and(BytesMut::is_empty) {
+                    self.carry = None;
                 }
-                None => BytesMut::with_capacity(size + wire::MAX_HEADER),
-            };
-            let before = buf.len();
-            match tcp.tcp().try_read_buf(&mut buf) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.carry = (!buf.is_empty()).then_some(buf);
-                }
-                Err(err) => return Poll::Ready(Err(err)),
-                Ok(n) => break (buf, before, n),
+                return Poll::Pending;
             }
         };
+        let mut buf = self.carry.take().unwrap_or_default();
         if read == 0 {
             // The end: tungstenite reads it (and what came before).
             self.ahead = false;

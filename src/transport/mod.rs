@@ -220,21 +220,15 @@ impl Transport {
         #[cfg(not(feature = "deflate"))]
         let plain = true;
         if let (Io::Tcp(tcp), true, None) = (&self.io, plain, &self.reader) {
-            let tcp = tcp.tcp();
-            loop {
-                ready!(tcp.poll_read_ready(cx))?;
-                let mut buf = bytes::BytesMut::with_capacity(capacity);
-                match tcp.try_read_buf(&mut buf) {
-                    Ok(n) => {
-                        self.frames.observe(&buf);
-                        let more = n == capacity;
-                        let part = if more { Vec::from(buf) } else { buf.to_vec() };
-                        return Poll::Ready(Ok((part, more)));
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(err) => return Poll::Ready(Err(err)),
-                }
-            }
+            let mut slot = None;
+            let n = ready!(tcp.poll_read_lazy(cx, &mut slot, |_| {
+                bytes::BytesMut::with_capacity(capacity)
+            }))?;
+            let buf = slot.unwrap_or_default();
+            self.frames.observe(&buf);
+            let more = n == capacity;
+            let part = if more { Vec::from(buf) } else { buf.to_vec() };
+            return Poll::Ready(Ok((part, more)));
         }
         // Elsewhere (TLS, HTTP/2, the deflate layer): a small read.
         let mut chunk = [0u8; 1024];

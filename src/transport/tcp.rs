@@ -129,6 +129,26 @@ impl SharedTcp {
         }
     }
 
+    /// Reads into the buffer in `slot`, which `prepare` makes (or readies)
+    /// only once the socket is readable, so that an idle connection's polls
+    /// allocate nothing; the buffer stays in `slot`, read into or not.
+    pub(crate) fn poll_read_lazy(
+        &self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<bytes::BytesMut>,
+        mut prepare: impl FnMut(Option<bytes::BytesMut>) -> bytes::BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            let readied = prepare(slot.take());
+            let buf = slot.insert(readied);
+            match self.tcp.try_read_buf(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
     /// Writes `buf` after whatever is deferred; with `defer`, holds it back
     /// instead (while there is room) for the session's next flush or the
     /// flusher task, whichever comes first.
