@@ -33,6 +33,8 @@ pub(crate) struct Lifecycle {
     /// How an upgraded connection of the server's own I/O type gives its
     /// `TcpStream` back (see `transport::Unwrap`).
     pub(crate) unwrap_io: Option<Unwrap>,
+    /// The connection's peer (also in the request as `ConnectInfo`).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 /// What a WebSocket needs of the server's graceful shutdown: the signal,

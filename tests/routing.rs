@@ -444,3 +444,32 @@ fn same_method_twice_panics() {
 fn invalid_pattern_panics_with_the_path() {
     let _: Router = Router::new().route("/a/{b", get(|| async { "x" }));
 }
+
+#[tokio::test]
+async fn a_served_websocket_knows_its_peer_as_connect_info_does() {
+    let router: Router = Router::new().route(
+        "/ws",
+        get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(move |mut socket: WebSocket| async move {
+                    let seen = format!("{peer} {:?}", socket.peer_addr());
+                    let _ = socket.send_text(seen).await;
+                })
+            },
+        ),
+    );
+    let addr = start(router).await;
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let local = match client.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap(),
+        _ => unreachable!(),
+    };
+    let reply = timeout(TIMEOUT, client.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, ts::Message::text(format!("{local} Some({local})")));
+}

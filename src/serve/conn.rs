@@ -66,7 +66,9 @@ impl Connection {
         let peer = self.peer;
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.clone() {
-            if let Err(err) = self.serve_tls(tcp, tls).await {
+            // Boxed, as HTTP/2 is below: the plain HTTP/1.1 connection's
+            // task stays small (it is moved, and copied, as it is spawned).
+            if let Err(err) = Box::pin(self.serve_tls(tcp, tls)).await {
                 tracing::debug!(%err, %peer, "TLS connection ended with an error");
             }
             return;
@@ -123,8 +125,9 @@ impl Connection {
         self.serve_http(stream, is_h2).await
     }
 
-    /// Serves HTTP/1.1 or HTTP/2 on `io` until it ends, goes idle (HTTP/2)
-    /// or the server shuts down (then gracefully).
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until it ends or the server shuts
+    /// down (then gracefully). HTTP/2's connection state is boxed: the
+    /// common HTTP/1.1 connection's task stays small.
     async fn serve_http<I>(self, io: I, is_h2: bool) -> Result<(), ConnError>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -132,44 +135,14 @@ impl Connection {
         let io = TokioIo::new(io);
         let limits = self.limits;
         let shutdown = self.lifecycle.shutdown.clone();
-        #[cfg(not(feature = "http2"))]
         if is_h2 {
-            tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
-            return Ok(());
-        }
-        #[cfg(feature = "http2")]
-        if is_h2 {
-            let streams = Arc::new(Streams::default());
-            let service = self.service(Some(streams.clone()));
-            let mut builder = http2::Builder::new(TokioExecutor::new());
-            builder
-                .timer(TokioTimer::new())
-                .enable_connect_protocol()
-                .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
-            if let Some(interval) = limits.keep_alive {
-                builder
-                    .keep_alive_interval(interval)
-                    .keep_alive_timeout(interval);
+            #[cfg(feature = "http2")]
+            return Box::pin(self.serve_h2(io)).await;
+            #[cfg(not(feature = "http2"))]
+            {
+                tracing::debug!("HTTP/2 connection refused: the `http2` feature is off");
+                return Ok(());
             }
-            let conn = builder.serve_connection(io, service);
-            tokio::pin!(conn);
-            let idle = async {
-                match limits.idle_timeout {
-                    Some(timeout) => streams.idle_for(timeout).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                res = conn.as_mut() => return Ok(res?),
-                () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
-                () = idle => {
-                    // No stream to finish: a graceful close would only wait
-                    // on a peer that may never answer again.
-                    tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
-                    return Ok(());
-                }
-            }
-            return Ok(conn.await?);
         }
         let service = self.service(None);
         let conn = http1::Builder::new()
@@ -182,6 +155,48 @@ impl Connection {
         tokio::select! {
             res = conn.as_mut() => return Ok(res?),
             () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+        Ok(conn.await?)
+    }
+
+    /// Serves HTTP/2 on `io` until it ends, goes idle or the server shuts
+    /// down (then gracefully).
+    #[cfg(feature = "http2")]
+    async fn serve_h2<I>(self, io: TokioIo<I>) -> Result<(), ConnError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let limits = self.limits;
+        let shutdown = self.lifecycle.shutdown.clone();
+        let streams = Arc::new(Streams::default());
+        let service = self.service(Some(streams.clone()));
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+        if let Some(interval) = limits.keep_alive {
+            builder
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(interval);
+        }
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = async {
+            match limits.idle_timeout {
+                Some(timeout) => streams.idle_for(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => return Ok(res?),
+            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            () = idle => {
+                // No stream to finish: a graceful close would only wait
+                // on a peer that may never answer again.
+                tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
+                return Ok(());
+            }
         }
         Ok(conn.await?)
     }
@@ -205,12 +220,14 @@ impl Connection {
         let peer = self.peer;
         let lifecycle = Lifecycle {
             streams: streams.clone(),
+            peer: Some(peer),
             ..self.lifecycle.clone()
         };
         hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let extensions = req.extensions_mut();
+            // Two entries, with hyper's own upgrade handle three: the
+            // extensions' table holds them without growing.
             extensions.insert(ConnectInfo(peer));
-            extensions.insert(peer);
             extensions.insert(lifecycle.clone());
             let stream = streams.as_ref().map(Streams::open);
             let fut = router.dispatch(req.map(crate::response::Body::new));

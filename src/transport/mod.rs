@@ -44,7 +44,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::upgrade::Upgraded;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// How long a lingering close may drain the socket.
 const LINGER: Duration = Duration::from_secs(2);
@@ -433,11 +433,26 @@ impl Drop for Transport {
         runtime.spawn(async move {
             let drain = async {
                 io.shutdown().await?;
-                let mut sink = [0u8; 4096];
-                while io.read(&mut sink).await? > 0 {}
-                io::Result::Ok(())
+                std::future::poll_fn(|cx| drain(Pin::new(&mut io), cx)).await
             };
             let _ = tokio::time::timeout(LINGER, drain).await;
         });
     }
+}
+
+/// Reads and discards until the end of the stream. The buffer lives only
+/// for one poll, so the lingering task does not carry it between polls;
+/// a peer that keeps sending gets a few reads per poll, then the task
+/// yields (and its timeout can fire).
+fn drain(mut io: Pin<&mut Io>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        let mut buf = ReadBuf::new(&mut sink);
+        ready!(io.as_mut().poll_read(cx, &mut buf))?;
+        if buf.filled().is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }

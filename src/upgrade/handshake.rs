@@ -66,12 +66,12 @@ fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejecti
 /// Whether a comma-separated header, over all its lines, lists `token`
 /// (ASCII case-insensitive).
 fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+    // Byte-wise: a token is ASCII, so no UTF-8 check of the whole line.
     headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// The one value of a header that must appear at most once.
@@ -130,8 +130,13 @@ pub(super) fn accept_key(key: &[u8]) -> HeaderValue {
     let mut sha1 = Sha1::new();
     sha1.update(key.trim_ascii());
     sha1.update(GUID);
-    let encoded = BASE64.encode(sha1.finalize());
-    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+    // 20 bytes are 28 base64 characters; encoded on the stack, so the
+    // header value is the only allocation.
+    let mut encoded = [0u8; 28];
+    let len = BASE64
+        .encode_slice(sha1.finalize(), &mut encoded)
+        .unwrap_or(0);
+    HeaderValue::from_bytes(&encoded[..len]).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

@@ -137,6 +137,7 @@ impl WebSocketUpgrade {
             .remove::<OnUpgrade>()
             .ok_or(ConnectionNotUpgradable)?;
         let config = extensions.get::<Config>().cloned().unwrap_or_default();
+        let lifecycle = extensions.get::<Lifecycle>().cloned();
         let mut upgrade = Self {
             config,
             key,
@@ -145,8 +146,11 @@ impl WebSocketUpgrade {
             origin,
             duplicate_origin,
             host,
-            peer_addr: extensions.get::<SocketAddr>().copied(),
-            lifecycle: extensions.get::<Lifecycle>().cloned(),
+            peer_addr: lifecycle
+                .as_ref()
+                .and_then(|l| l.peer)
+                .or_else(|| extensions.get::<SocketAddr>().copied()),
+            lifecycle,
             #[cfg(feature = "deflate")]
             deflate_offers: crate::deflate::offer::deflate_offers(headers),
             on_upgrade,
