@@ -108,11 +108,10 @@ pub fn path_params(data: &[u8]) {
     let _ = de::<()>(p);
 }
 
-/// Decodes a backplane envelope; what decodes must encode and decode back
+/// Decodes a backplane packet; what decodes must encode and decode back
 /// to the same thing.
-#[cfg(feature = "redis")]
 pub fn envelope(data: &[u8]) {
-    crate::hub::fuzz_envelope(data);
+    crate::hub::fuzz_packet(data);
 }
 
 /// Parses `data` as `Sec-WebSocket-Extensions` lines (split at `\n`) and

@@ -55,7 +55,7 @@ fn start() -> (SocketAddr, mpsc::UnboundedReceiver<Event>) {
                     while let Some(item) = inbox.recv().await {
                         match item {
                             Ok(msg) if msg.is_data() => {
-                                hub.except(conn.id()).to_room("r", msg);
+                                hub.to("r").except(conn.id()).send(msg);
                             }
                             Ok(_) => {}
                             Err(err) => {

@@ -467,7 +467,7 @@ async fn a_hub_broadcast_reaches_every_member_compressed() {
             .join(",")
     );
     assert!(json.len() > 2048);
-    assert_eq!(hub.to_room("all", Message::text(json.clone())), 20);
+    assert_eq!(hub.to("all").send(Message::text(json.clone())), 20);
     let mut payloads = Vec::new();
     for member in &mut members {
         let frame = member.expect().await;

@@ -58,8 +58,9 @@ async fn message(
     if let Some(text) = msg.as_text() {
         app.log(format!("message {nick} {text}"));
         app.hub
+            .to(&room)
             .except(conn.id())
-            .to_room(&room, Message::text(format!("{nick}: {text}")));
+            .send(Message::text(format!("{nick}: {text}")));
     }
 }
 

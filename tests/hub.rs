@@ -40,7 +40,7 @@ async fn start(hub: Hub) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Event
                             conn.send(Message::text(format!("joined {room}")));
                         }
                         None => {
-                            hub.except(conn.id()).broadcast(Message::Text(text));
+                            hub.except(conn.id()).send(Message::Text(text));
                         }
                     },
                     Ok(_) => {}
@@ -104,7 +104,7 @@ async fn broadcast_reaches_every_member_once_and_except_skips_the_sender() {
         joined(&mut events).await;
     }
     assert_eq!(hub.connection_count(), 20);
-    assert_eq!(hub.broadcast(Message::text("to all")), 20);
+    assert_eq!(hub.all().send(Message::text("to all")), 20);
     for c in &mut clients {
         assert_eq!(next_text(c).await, "to all");
     }
@@ -114,7 +114,7 @@ async fn broadcast_reaches_every_member_once_and_except_skips_the_sender() {
         assert_eq!(next_text(c).await, "from 0");
     }
     // Exactly once: nothing else is waiting anywhere.
-    assert_eq!(hub.broadcast(Message::text("end")), 20);
+    assert_eq!(hub.all().send(Message::text("end")), 20);
     for c in &mut clients {
         assert_eq!(next_text(c).await, "end");
     }
@@ -138,8 +138,8 @@ async fn rooms_isolate_and_leaving_empties_them_once() {
     join(&mut b, "red").await;
     join(&mut c, "blue").await;
     assert_eq!(hub.room_count("red"), 2);
-    assert_eq!(hub.to_room("red", Message::text("red only")), 2);
-    assert_eq!(hub.to_room("blue", Message::text("blue only")), 1);
+    assert_eq!(hub.to("red").send(Message::text("red only")), 2);
+    assert_eq!(hub.to("blue").send(Message::text("blue only")), 1);
     assert_eq!(next_text(&mut a).await, "red only");
     assert_eq!(next_text(&mut b).await, "red only");
     assert_eq!(next_text(&mut c).await, "blue only");
@@ -161,7 +161,7 @@ async fn rooms_isolate_and_leaving_empties_them_once() {
     assert_eq!(hub.room_count("red"), 1);
     assert_eq!(hub.connection_count(), 2);
     assert!(!hub.leave(left, "red"), "already left");
-    assert_eq!(hub.to_room("red", Message::text("after")), 1);
+    assert_eq!(hub.to("red").send(Message::text("after")), 1);
     assert_eq!(next_text(&mut a).await, "after");
 
     drop(c);
@@ -201,7 +201,7 @@ async fn a_reader_that_stops_is_closed_while_others_get_everything() {
     });
     let payload = bytes::Bytes::from(vec![7u8; 4096]);
     for i in 0..20_000 {
-        hub.broadcast(Message::Binary(payload.clone()));
+        hub.all().send(Message::Binary(payload.clone()));
         if i % 16 == 0 {
             // Let the writers run, as a real server's other tasks would.
             tokio::task::yield_now().await;
@@ -293,7 +293,7 @@ async fn graceful_shutdown_sends_what_the_hub_queued_then_1001() {
     // hub's queue when the shutdown comes; the client reads only after.
     let filler = "x".repeat(64 * 1024);
     for i in 0..200 {
-        hub.broadcast(Message::text(format!("m{i} {filler}")));
+        hub.all().send(Message::text(format!("m{i} {filler}")));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_tx.send(()).unwrap();

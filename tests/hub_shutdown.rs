@@ -55,9 +55,9 @@ async fn what_was_broadcast_before_the_signal_arrives_before_the_1001() {
     for seq in 0..BACKLOG {
         let mut data = vec![0u8; SIZE];
         data[..4].copy_from_slice(&seq.to_be_bytes());
-        assert_eq!(hub.to_room("r", Message::binary(data)), MEMBERS);
+        assert_eq!(hub.to("r").send(Message::binary(data)), MEMBERS);
     }
-    assert_eq!(hub.to_room("r", Message::text("final")), MEMBERS);
+    assert_eq!(hub.to("r").send(Message::text("final")), MEMBERS);
     stop.send(()).unwrap();
 
     // Every member reads slowly (about 3 MB/s): its writer needs about

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::TIMEOUT;
 use futures_util::{SinkExt, StreamExt};
-use hyperws::hub::Hub;
+use hyperws::hub::{backplane, Hub};
 use hyperws::{Message, Router, WebSocket};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
@@ -63,6 +63,14 @@ impl Drop for Redis {
     }
 }
 
+/// A hub on `redis`, with the tests' channel prefix.
+fn redis_hub(redis: &Redis) -> Hub {
+    let backplane = backplane::Redis::new(&redis.url())
+        .unwrap()
+        .prefix("test-hub");
+    Hub::builder().backplane(backplane).build()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -85,7 +93,7 @@ async fn instance(hub: Hub) -> std::net::SocketAddr {
                         conn.send(Message::text("joined"));
                     }
                     None => {
-                        hub.except(conn.id()).to_room("lobby", Message::Text(text));
+                        hub.to("lobby").except(conn.id()).send(Message::Text(text));
                     }
                 }
             }
@@ -120,7 +128,7 @@ async fn next(client: &mut Client) -> Option<String> {
 async fn until_connected(hub: &Hub, client: &mut Client) {
     timeout(TIMEOUT, async {
         for i in 0.. {
-            hub.to_room("lobby", Message::text(format!("probe {i}")));
+            hub.to("lobby").send(Message::text(format!("probe {i}")));
             if let Some(text) = next(client).await {
                 if text.starts_with("probe") {
                     break;
@@ -137,16 +145,8 @@ async fn until_connected(hub: &Hub, client: &mut Client) {
 async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart() {
     let redis = Redis::start(free_port());
     let port = redis.port;
-    let hub1 = Hub::builder()
-        .redis(&redis.url())
-        .unwrap()
-        .redis_channel("test-hub")
-        .build();
-    let hub2 = Hub::builder()
-        .redis(&redis.url())
-        .unwrap()
-        .redis_channel("test-hub")
-        .build();
+    let hub1 = redis_hub(&redis);
+    let hub2 = redis_hub(&redis);
     let (s1, s2) = (instance(hub1.clone()).await, instance(hub2.clone()).await);
     let mut a = member(s1).await;
     let mut b = member(s2).await;
@@ -161,14 +161,14 @@ async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart(
     assert_eq!(next(&mut b).await.as_deref(), Some("hello from 1"));
     // A room send from hub2 reaches both, once each.
     assert_eq!(
-        hub2.to_room("lobby", Message::text("r2")),
+        hub2.to("lobby").send(Message::text("r2")),
         1,
         "one local member"
     );
     assert_eq!(next(&mut a).await.as_deref(), Some("r2"));
     assert_eq!(next(&mut b).await.as_deref(), Some("r2"));
     // A broadcast from hub1 too.
-    hub1.broadcast(Message::text("all"));
+    hub1.all().send(Message::text("all"));
     assert_eq!(next(&mut a).await.as_deref(), Some("all"));
     assert_eq!(next(&mut b).await.as_deref(), Some("all"));
     // Nothing twice, no echo: both are quiet now.
@@ -178,7 +178,7 @@ async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart(
     // Redis goes away: local delivery goes on.
     drop(redis);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(hub1.to_room("lobby", Message::text("local only")), 1);
+    assert_eq!(hub1.to("lobby").send(Message::text("local only")), 1);
     assert_eq!(next(&mut a).await.as_deref(), Some("local only"));
     assert_eq!(next(&mut b).await, None, "B cannot get it without Redis");
 
@@ -196,12 +196,12 @@ async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart(
 
 #[test]
 fn a_bad_url_or_no_runtime_is_a_clear_error() {
-    let err = Hub::builder().redis("http://nope").unwrap_err();
+    let err = backplane::Redis::new("http://nope").unwrap_err();
     assert!(err.is_backplane(), "{err:?}");
     assert!(err.to_string().contains("backplane"), "{err}");
     // A valid URL, but no tokio runtime to run the backplane on: the
     // error says what failed, its source why.
-    let err = Hub::builder().redis("redis://127.0.0.1:1/").unwrap_err();
+    let err = backplane::Redis::new("redis://127.0.0.1:1/").unwrap_err();
     assert!(err.is_backplane(), "{err:?}");
     let cause = std::error::Error::source(&err)
         .expect("a cause")

@@ -22,7 +22,7 @@ pub(crate) fn serve(addr: &str, path: &str, hub: HubBuilder, config: Config) {
                         if msg.as_text() == Some("pub") {
                             publisher = true;
                         } else if publisher && msg.is_data() {
-                            hub.except(conn.id()).broadcast(msg);
+                            hub.except(conn.id()).send(msg);
                         }
                     }
                 }

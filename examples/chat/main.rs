@@ -235,20 +235,18 @@ impl App {
         if let Some(previous) = previous {
             conn.leave(&previous.room);
             let text = format!("{} left", previous.nick);
-            let _ = self.hub.to_room_json(
-                &previous.room,
-                &ToPage::Notice {
-                    room: &previous.room,
-                    text,
-                },
-            );
+            let _ = self.hub.to(&previous.room).send_json(&ToPage::Notice {
+                room: &previous.room,
+                text,
+            });
             self.presence_changed(&previous.room);
         }
         conn.join(&room);
         let text = format!("{nick} joined");
         let _ = self
             .hub
-            .to_room_json(&room, &ToPage::Notice { room: &room, text });
+            .to(&room)
+            .send_json(&ToPage::Notice { room: &room, text });
         self.presence_changed(&room);
         Ok(())
     }
@@ -258,13 +256,10 @@ impl App {
         let person = self.people().remove(&id);
         if let Some(person) = person {
             let text = format!("{} left", person.nick);
-            let _ = self.hub.to_room_json(
-                &person.room,
-                &ToPage::Notice {
-                    room: &person.room,
-                    text,
-                },
-            );
+            let _ = self.hub.to(&person.room).send_json(&ToPage::Notice {
+                room: &person.room,
+                text,
+            });
             self.presence_changed(&person.room);
         }
     }
@@ -316,7 +311,7 @@ async fn session(app: App, socket: WebSocket) {
                     text: &text,
                     id: conn.id().to_string(),
                 };
-                let _ = app.hub.to_room_json(&person.room, &msg);
+                let _ = app.hub.to(&person.room).send_json(&msg);
             }
             Err(err) if err.is_json() => error("that was not a message this server understands"),
             Err(_) => break,
@@ -358,8 +353,10 @@ async fn main() -> std::io::Result<()> {
     let hub = match redis {
         None => Hub::new(),
         #[cfg(feature = "redis")]
-        Some(url) => match Hub::builder().redis(&url) {
-            Ok(builder) => builder.redis_channel("hyperws-chat").build(),
+        Some(url) => match hyperws::hub::backplane::Redis::new(&url) {
+            Ok(redis) => Hub::builder()
+                .backplane(redis.prefix("hyperws-chat"))
+                .build(),
             Err(err) => {
                 // The error says what failed; its source says why.
                 match std::error::Error::source(&err) {

@@ -9,37 +9,104 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
+use super::target::Target;
 use super::Hub;
 use crate::error::Error;
 use crate::message::Message;
 use crate::socket::WebSocketReceiver;
 
-/// A connection's id: unique within the process, printable.
+/// A hub's name among the processes that share a backplane: random, drawn
+/// when the hub is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(u64);
+pub struct NodeId(pub(crate) u64);
+
+impl NodeId {
+    /// A fresh random id (SipHash keys are random per process, and each
+    /// `RandomState` draws new ones).
+    pub(crate) fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        Self(hasher.finish())
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A connection's id, unique across every process sharing a backplane: the
+/// hub's [`NodeId`] and a number. Printed as `NODE-NUMBER` (e.g.
+/// `3f2a9c01d4e5b687-12`) and parsed back from that, so that an id sent to
+/// a browser can come back and still name its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId {
+    node: NodeId,
+    seq: u64,
+}
 
 impl ConnectionId {
-    /// The id as a number.
+    /// The hub (process) the connection is on.
     #[must_use]
-    pub fn as_u64(self) -> u64 {
-        self.0
+    pub fn node(self) -> NodeId {
+        self.node
+    }
+
+    pub(crate) fn from_parts(node: NodeId, seq: u64) -> Self {
+        Self { node, seq }
+    }
+
+    pub(crate) fn seq(self) -> u64 {
+        self.seq
+    }
+
+    pub(super) fn next(node: NodeId) -> Self {
+        Self {
+            node,
+            seq: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn-{}", self.0)
+        write!(f, "{}-{}", self.node, self.seq)
     }
 }
 
-/// Ids are unique across every hub of the process.
+/// The text is not `NODE-NUMBER` (16 hex digits, a dash, a decimal number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidConnectionId;
+
+impl fmt::Display for InvalidConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a connection id (NODE-NUMBER)")
+    }
+}
+
+impl std::error::Error for InvalidConnectionId {}
+
+impl std::str::FromStr for ConnectionId {
+    type Err = InvalidConnectionId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (node, seq) = s.split_once('-').ok_or(InvalidConnectionId)?;
+        if node.len() != 16 || !node.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidConnectionId);
+        }
+        let node = u64::from_str_radix(node, 16).map_err(|_| InvalidConnectionId)?;
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidConnectionId);
+        }
+        let seq = seq.parse().map_err(|_| InvalidConnectionId)?;
+        Ok(Self::from_parts(NodeId(node), seq))
+    }
+}
+
+/// Numbers are unique across every hub of the process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-impl ConnectionId {
-    pub(super) fn next() -> Self {
-        Self(NEXT_ID.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// One connection of a [`Hub`]: its id, its rooms, its queue. Cheap to
 /// clone; keeps working (as a no-op) after the connection is gone.
@@ -75,6 +142,19 @@ impl Connection {
     /// queue refused it.
     pub fn send(&self, msg: impl Into<Message>) -> bool {
         self.outbox.push(msg.into()).is_ok()
+    }
+
+    /// The other members of `room`, on every process: the same as
+    /// `hub.to(room).except(conn.id())`. Chain more rooms and exclusions,
+    /// then [`send`](Target::send).
+    pub fn to(&self, room: &str) -> Target {
+        self.hub.to(room).except(self.id)
+    }
+
+    /// Every other connection of the hub, on every process: the same as
+    /// `hub.except(conn.id())`.
+    pub fn broadcast(&self) -> Target {
+        self.hub.except(self.id)
     }
 
     /// Joins a room; `false` if already in or gone.

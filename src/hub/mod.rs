@@ -10,6 +10,11 @@
 //! the [`SlowConsumer`] policy applies. Dropping the `Inbox` (the connection
 //! is over) removes the connection from the hub and from every room, once.
 //!
+//! Sends name their receivers with a [`Target`]: rooms (a union), excluded
+//! connections and rooms, and `local`. With a [`backplane`], the same
+//! sends, [`Hub::send_to`] and [`Hub::disconnect`] reach the connections of
+//! every process on it, at most once each.
+//!
 //! ```no_run
 //! use hyperws::hub::Hub;
 //! use hyperws::{Message, WebSocket};
@@ -17,37 +22,39 @@
 //! async fn session(hub: Hub, socket: WebSocket) {
 //!     let (conn, mut inbox) = hub.connect(socket);
 //!     conn.join("lobby");
-//!     hub.except(conn.id()).to_room("lobby", Message::text(format!("{} joined", conn.id())));
+//!     conn.to("lobby").send(Message::text(format!("{} joined", conn.id())));
 //!     while let Some(Ok(msg)) = inbox.recv().await {
 //!         if msg.is_data() {
 //!             // One `Bytes` shared by every receiver, not a copy each.
-//!             hub.to_room("lobby", msg);
+//!             hub.to("lobby").send(msg);
 //!         }
 //!     }
 //!     // `inbox` dropped here: the connection leaves every room.
 //! }
 //! ```
 
-#[cfg(feature = "redis")]
-mod backplane;
-#[cfg(all(feature = "redis", feature = "__fuzz"))]
-pub(crate) use backplane::round_trip as fuzz_envelope;
+pub mod backplane;
 mod connection;
 mod outbox;
 mod registry;
+mod target;
 mod writer;
 
 use std::fmt;
 use std::sync::Arc;
 
-#[cfg(any(feature = "json", feature = "redis"))]
-use crate::error::Error;
-use crate::message::Message;
+use crate::message::{CloseFrame, Message};
 use crate::socket::WebSocket;
-pub use connection::{Connection, ConnectionId, Inbox};
+use backplane::{Backplane, Channel, Inbound};
+pub use connection::{Connection, ConnectionId, Inbox, InvalidConnectionId, NodeId};
 pub use outbox::SlowConsumer;
 use outbox::{Outbox, Parked};
 use registry::Registry;
+use target::Selector;
+pub use target::Target;
+
+#[cfg(feature = "__fuzz")]
+pub(crate) use backplane::packet::round_trip as fuzz_packet;
 
 /// Connections, rooms and broadcast. Cheap to clone: clones share the same
 /// connections.
@@ -57,19 +64,21 @@ pub struct Hub {
 }
 
 struct Inner {
+    node: NodeId,
     registry: Arc<Registry>,
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
-    #[cfg(feature = "redis")]
-    backplane: Option<backplane::Backplane>,
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
+            .field("node", &self.inner.node)
             .field("connections", &self.connection_count())
             .field("queue_capacity", &self.inner.queue_capacity)
             .field("slow_consumer", &self.inner.slow_consumer)
+            .field("backplane", &self.inner.backplane.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -81,13 +90,21 @@ impl Default for Hub {
 }
 
 /// Builds a [`Hub`] with non-default settings.
-#[derive(Debug, Clone)]
 #[must_use]
 pub struct HubBuilder {
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
-    #[cfg(feature = "redis")]
-    redis: Option<(redis::Client, String, tokio::runtime::Handle)>,
+    backplane: Option<Arc<dyn Backplane>>,
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("queue_capacity", &self.queue_capacity)
+            .field("slow_consumer", &self.slow_consumer)
+            .field("backplane", &self.backplane.is_some())
+            .finish()
+    }
 }
 
 impl HubBuilder {
@@ -104,56 +121,43 @@ impl HubBuilder {
         self
     }
 
-    /// Shares `broadcast` and `to_room` with every process whose hub uses
-    /// the same Redis (`redis://host:port/`) and channel (see
-    /// `docs/realtime.md`). `send_to` and `except` stay local: connection
-    /// ids are per process.
-    ///
-    /// # Errors
-    ///
-    /// When the URL is not a Redis URL, or when called outside a tokio
-    /// runtime (the backplane's tasks run on the current one). Reaching
-    /// Redis is not checked here: the hub connects in the background and
-    /// keeps retrying.
-    #[cfg(feature = "redis")]
-    pub fn redis(mut self, url: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(Error::backplane)?;
-        // The backplane's tasks run on the runtime this is called in.
-        let runtime = tokio::runtime::Handle::try_current().map_err(Error::backplane_runtime)?;
-        self.redis = Some((client, "hyperws:hub".to_owned(), runtime));
-        Ok(self)
-    }
-
-    /// The Redis channel the hubs share. Default: `hyperws:hub`. Give each
-    /// application its own when several share one Redis.
-    #[cfg(feature = "redis")]
-    pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
-        if let Some((_, name, _)) = &mut self.redis {
-            *name = channel.into();
-        }
+    /// Shares the hub's sends, `send_to` and `disconnect` with every hub
+    /// on the same backplane: [`backplane::Redis`] for processes sharing a
+    /// Redis, [`backplane::Memory`] for hubs of one process, or one of your
+    /// own (see [`Backplane`]). Without one, the hub is this process's
+    /// alone.
+    pub fn backplane(mut self, backplane: impl Backplane) -> Self {
+        self.backplane = Some(Arc::new(backplane));
         self
     }
 
-    /// The hub. With Redis, the backplane's tasks start here, on the runtime
-    /// [`redis`](Self::redis) was called in.
+    /// The hub; its backplane, if any, is attached and subscribed here.
     pub fn build(self) -> Hub {
-        #[cfg(feature = "redis")]
-        let redis = self.redis;
-        let registry = Arc::new(Registry::default());
+        let node = NodeId::random();
+        let backplane = self.backplane;
+        // A room's channel is followed while the room has members here.
+        let rooms_changed = backplane.clone().map(|backplane| {
+            Box::new(move |room: &str, occupied: bool| {
+                if occupied {
+                    backplane.subscribe(Channel::Room(room));
+                } else {
+                    backplane.unsubscribe(Channel::Room(room));
+                }
+            }) as registry::RoomsChanged
+        });
+        let registry = Arc::new(Registry::new(rooms_changed));
+        if let Some(backplane) = &backplane {
+            backplane.attach(node, Inbound::new(node, Arc::downgrade(&registry)));
+            backplane.subscribe(Channel::All);
+            backplane.subscribe(Channel::Node(node));
+        }
         Hub {
             inner: Arc::new(Inner {
-                #[cfg(feature = "redis")]
-                backplane: redis.map(|(client, channel, runtime)| {
-                    backplane::Backplane::start(
-                        &runtime,
-                        client,
-                        channel,
-                        Arc::downgrade(&registry),
-                    )
-                }),
+                node,
                 registry,
                 queue_capacity: self.queue_capacity,
                 slow_consumer: self.slow_consumer,
+                backplane,
             }),
         }
     }
@@ -172,16 +176,22 @@ impl Hub {
         HubBuilder {
             queue_capacity: 256,
             slow_consumer: SlowConsumer::default(),
-            #[cfg(feature = "redis")]
-            redis: None,
+            backplane: None,
         }
+    }
+
+    /// This hub's id among the hubs of its backplane; every
+    /// [`ConnectionId`] it gives out carries it.
+    #[must_use]
+    pub fn node(&self) -> NodeId {
+        self.inner.node
     }
 
     /// Adds a socket to the hub: starts its writer task and returns its
     /// handle and its incoming messages. Dropping the [`Inbox`] removes it
     /// again.
     pub fn connect(&self, mut socket: WebSocket) -> (Connection, Inbox) {
-        let id = ConnectionId::next();
+        let id = ConnectionId::next(self.inner.node);
         let outbox = Arc::new(Outbox::new(
             self.inner.queue_capacity,
             self.inner.slow_consumer,
@@ -204,50 +214,68 @@ impl Hub {
         (conn, Inbox::new(rx, outbox, self.clone(), id, token))
     }
 
-    /// Sends `msg` to every connection; returns how many queued it.
-    pub fn broadcast(&self, msg: impl Into<Message>) -> usize {
-        self.deliver(msg.into(), None, None)
+    /// The members of `room`: chain more rooms (a union), exclusions and
+    /// [`local`](Target::local), then [`send`](Target::send).
+    pub fn to(&self, room: &str) -> Target {
+        Target::new(self.clone()).to(room)
     }
 
-    /// Sends `msg` to every member of `room`; returns how many queued it.
-    pub fn to_room(&self, room: &str, msg: impl Into<Message>) -> usize {
-        self.deliver(msg.into(), Some(room), None)
+    /// Every connection, on every process.
+    pub fn all(&self) -> Target {
+        Target::new(self.clone())
     }
 
-    /// Sends `msg` to one connection; `false` if it is gone or its queue
-    /// refused the message.
+    /// Every connection but `id` (usually the sender), on every process.
+    pub fn except(&self, id: ConnectionId) -> Target {
+        Target::new(self.clone()).except(id)
+    }
+
+    /// Every connection of this process only.
+    pub fn local(&self) -> Target {
+        Target::new(self.clone()).local()
+    }
+
+    /// Sends `msg` to one connection, on whichever process it is. `true`
+    /// when it was queued here, or handed to the backplane for the
+    /// connection's process (which delivers it at most once); `false` when
+    /// the connection is known to be gone, its queue refused the message,
+    /// or it is elsewhere and there is no backplane.
     pub fn send_to(&self, id: ConnectionId, msg: impl Into<Message>) -> bool {
-        let outbox = self.inner.registry.outbox(id);
-        outbox.is_some_and(|o| o.push(msg.into()).is_ok())
+        let msg = msg.into();
+        if id.node() == self.inner.node {
+            let outbox = self.inner.registry.outbox(id);
+            return outbox.is_some_and(|o| o.push(msg).is_ok());
+        }
+        let Some(backplane) = &self.inner.backplane else {
+            return false;
+        };
+        match backplane::packet::encode_send_to(self.inner.node, id, &msg) {
+            Some(packet) => {
+                backplane.publish(Channel::Node(id.node()), packet);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// The same sends, skipping one connection (usually the sender).
-    pub fn except(&self, id: ConnectionId) -> Except<'_> {
-        Except { hub: self, id }
-    }
-
-    /// Serializes `value` once and sends it to every connection.
-    ///
-    /// # Errors
-    ///
-    /// When `value` cannot be serialized.
-    #[cfg(feature = "json")]
-    pub fn broadcast_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<usize, Error> {
-        Ok(self.broadcast(crate::json::to_message(value)?))
-    }
-
-    /// Serializes `value` once and sends it to every member of `room`.
-    ///
-    /// # Errors
-    ///
-    /// When `value` cannot be serialized.
-    #[cfg(feature = "json")]
-    pub fn to_room_json<T: serde::Serialize + ?Sized>(
-        &self,
-        room: &str,
-        value: &T,
-    ) -> Result<usize, Error> {
-        Ok(self.to_room(room, crate::json::to_message(value)?))
+    /// Closes one connection with `frame`, on whichever process it is:
+    /// what is already queued for it goes first, later sends to it are
+    /// refused. `true` when it is here, or the request was handed to the
+    /// backplane.
+    pub fn disconnect(&self, id: ConnectionId, frame: CloseFrame) -> bool {
+        if id.node() == self.inner.node {
+            let outbox = self.inner.registry.outbox(id);
+            return outbox.is_some_and(|o| {
+                o.close(frame);
+                true
+            });
+        }
+        let Some(backplane) = &self.inner.backplane else {
+            return false;
+        };
+        let packet = backplane::packet::encode_disconnect(self.inner.node, id, &frame);
+        backplane.publish(Channel::Node(id.node()), packet);
+        true
     }
 
     /// Puts a connection in a room; `false` if it is gone or already in.
@@ -296,31 +324,25 @@ impl Hub {
         self.inner.registry.contains(id)
     }
 
-    /// Delivers here, and (with a backplane) to the other processes.
-    fn deliver(&self, msg: Message, room: Option<&str>, except: Option<ConnectionId>) -> usize {
-        #[cfg(feature = "redis")]
-        if let Some(backplane) = &self.inner.backplane {
-            backplane.publish(&msg, room);
+    /// Delivers here, and (unless `local`) through the backplane: once on
+    /// the channel of all, or once per room on the room's channel.
+    fn deliver(&self, msg: Message, selector: &Selector, local: bool) -> usize {
+        if let (Some(backplane), false) = (&self.inner.backplane, local) {
+            let node = self.inner.node;
+            if selector.rooms.is_empty() {
+                if let Some(packet) = backplane::packet::encode_send(node, selector, 0, &msg) {
+                    backplane.publish(Channel::All, packet);
+                }
+            } else {
+                for (index, room) in selector.rooms.iter().enumerate() {
+                    if let Some(packet) =
+                        backplane::packet::encode_send(node, selector, index, &msg)
+                    {
+                        backplane.publish(Channel::Room(room), packet);
+                    }
+                }
+            }
         }
-        self.inner.registry.deliver(msg, room, except)
-    }
-}
-
-/// [`Hub`]'s sends, skipping one connection. From [`Hub::except`].
-#[derive(Debug, Clone, Copy)]
-pub struct Except<'a> {
-    hub: &'a Hub,
-    id: ConnectionId,
-}
-
-impl Except<'_> {
-    /// Sends to every connection but the skipped one.
-    pub fn broadcast(self, msg: impl Into<Message>) -> usize {
-        self.hub.deliver(msg.into(), None, Some(self.id))
-    }
-
-    /// Sends to the members of `room` but the skipped one.
-    pub fn to_room(self, room: &str, msg: impl Into<Message>) -> usize {
-        self.hub.deliver(msg.into(), Some(room), Some(self.id))
+        self.inner.registry.deliver(msg, selector)
     }
 }

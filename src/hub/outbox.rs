@@ -79,8 +79,11 @@ struct State {
     parked: Option<Box<Parked>>,
     /// A writer task is running (or about to).
     running: bool,
-    /// The reader has gone: the writer sends what is queued, then 1000.
+    /// The reader has gone: the writer sends what is queued, then 1000
+    /// (or `close_frame`).
     finished: bool,
+    /// The frame to close with once `finished`, when not 1000.
+    close_frame: Option<CloseFrame>,
     /// The server is shutting down: what is queued, then 1001.
     shutting_down: bool,
     overflowed: bool,
@@ -211,7 +214,10 @@ impl Outbox {
             let frame = if state.shutting_down {
                 CloseFrame::server_shutdown()
             } else {
-                CloseFrame::new(crate::message::close_code::NORMAL, "")
+                state
+                    .close_frame
+                    .take()
+                    .unwrap_or_else(|| CloseFrame::new(crate::message::close_code::NORMAL, ""))
             };
             let parked = state.parked.take()?;
             return Some(Next::Close(frame, parked));
@@ -237,6 +243,18 @@ impl Outbox {
     pub(crate) fn finish(self: &Arc<Self>) {
         let mut state = self.lock();
         state.finished = true;
+        self.start_writer(state, true);
+    }
+
+    /// Disconnects: send what is queued, then `frame`; later messages are
+    /// refused.
+    pub(crate) fn close(self: &Arc<Self>, frame: CloseFrame) {
+        let mut state = self.lock();
+        if state.finished {
+            return;
+        }
+        state.finished = true;
+        state.close_frame = Some(frame);
         self.start_writer(state, true);
     }
 

@@ -1,18 +1,26 @@
 //! Who is in the hub and in which rooms: the two maps, kept consistent with
-//! each other, and delivery to the queues they name.
+//! each other, delivery to the queues they name, and word to the backplane
+//! when a room gets its first member here or loses its last.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::outbox::{Outbox, Refused};
+use super::target::Selector;
 use super::ConnectionId;
 use crate::message::Message;
+
+/// Told `(room, true)` when a room gets its first member on this process
+/// and `(room, false)` when it loses its last; called under the rooms'
+/// lock, so the calls come in the order the changes happened.
+pub(crate) type RoomsChanged = Box<dyn Fn(&str, bool) + Send + Sync>;
 
 /// The connections of one hub and their rooms.
 #[derive(Default)]
 pub(crate) struct Registry {
     members: RwLock<HashMap<ConnectionId, Member>>,
     rooms: RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>,
+    rooms_changed: Option<RoomsChanged>,
 }
 
 struct Member {
@@ -31,21 +39,33 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Takes `id` out of one room's set, and the room out of the map once empty.
-fn drop_from_room(
-    rooms: &mut HashMap<Arc<str>, HashSet<ConnectionId>>,
-    room: &str,
-    id: ConnectionId,
-) {
-    if let Some(set) = rooms.get_mut(room) {
-        set.remove(&id);
-        if set.is_empty() {
-            rooms.remove(room);
+impl Registry {
+    pub(crate) fn new(rooms_changed: Option<RoomsChanged>) -> Self {
+        Self {
+            rooms_changed,
+            ..Self::default()
         }
     }
-}
 
-impl Registry {
+    /// Takes `id` out of one room's set, and the room out of the map once
+    /// empty.
+    fn drop_from_room(
+        &self,
+        rooms: &mut HashMap<Arc<str>, HashSet<ConnectionId>>,
+        room: &str,
+        id: ConnectionId,
+    ) {
+        if let Some(set) = rooms.get_mut(room) {
+            set.remove(&id);
+            if set.is_empty() {
+                rooms.remove(room);
+                if let Some(changed) = &self.rooms_changed {
+                    changed(room, false);
+                }
+            }
+        }
+    }
+
     pub(crate) fn insert(&self, id: ConnectionId, outbox: Arc<Outbox>) {
         let member = Member {
             outbox,
@@ -61,7 +81,7 @@ impl Registry {
         };
         let mut rooms = write(&self.rooms);
         for room in member.rooms {
-            drop_from_room(&mut rooms, &room, id);
+            self.drop_from_room(&mut rooms, &room, id);
         }
     }
 
@@ -79,7 +99,14 @@ impl Registry {
         if !member.rooms.insert(room.clone()) {
             return false;
         }
-        write(&self.rooms).entry(room).or_default().insert(id);
+        let mut rooms = write(&self.rooms);
+        let set = rooms.entry(room.clone()).or_default();
+        set.insert(id);
+        if set.len() == 1 {
+            if let Some(changed) = &self.rooms_changed {
+                changed(&room, true);
+            }
+        }
         true
     }
 
@@ -92,7 +119,7 @@ impl Registry {
         if !member.rooms.remove(room) {
             return false;
         }
-        drop_from_room(&mut write(&self.rooms), room, id);
+        self.drop_from_room(&mut write(&self.rooms), room, id);
         true
     }
 
@@ -126,31 +153,45 @@ impl Registry {
         read(&self.members).contains_key(&id)
     }
 
-    /// Queues `msg` for this process's members (of `room`, but `except`);
+    /// Queues `msg` for this process's members that `selector` picks;
     /// returns how many queued it.
-    pub(crate) fn deliver(
-        &self,
-        msg: Message,
-        room: Option<&str>,
-        except: Option<ConnectionId>,
-    ) -> usize {
+    pub(crate) fn deliver(&self, msg: Message, selector: &Selector) -> usize {
         // Collect the queues under the lock, push outside it.
         let targets: Vec<Arc<Outbox>> = {
             let members = read(&self.members);
-            match room {
-                None => members
+            let picked = |id: &ConnectionId, member: &Member| {
+                !selector.excludes(*id, |room| member.rooms.contains(room))
+            };
+            match selector.rooms.as_slice() {
+                [] => members
                     .iter()
-                    .filter(|(id, _)| Some(**id) != except)
+                    .filter(|(id, m)| picked(id, m))
                     .map(|(_, m)| m.outbox.clone())
                     .collect(),
-                Some(room) => {
+                [room] => {
                     let rooms = read(&self.rooms);
                     let Some(set) = rooms.get(room) else {
                         return 0;
                     };
                     set.iter()
-                        .filter(|id| Some(**id) != except)
-                        .filter_map(|id| members.get(id).map(|m| m.outbox.clone()))
+                        .filter_map(|id| members.get(id).map(|m| (id, m)))
+                        .filter(|(id, m)| picked(id, m))
+                        .map(|(_, m)| m.outbox.clone())
+                        .collect()
+                }
+                several => {
+                    // A member of several of the rooms gets it once.
+                    let rooms = read(&self.rooms);
+                    let ids: HashSet<ConnectionId> = several
+                        .iter()
+                        .filter_map(|room| rooms.get(room))
+                        .flatten()
+                        .copied()
+                        .collect();
+                    ids.iter()
+                        .filter_map(|id| members.get(id).map(|m| (id, m)))
+                        .filter(|(id, m)| picked(id, m))
+                        .map(|(_, m)| m.outbox.clone())
                         .collect()
                 }
             }

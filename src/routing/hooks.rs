@@ -22,7 +22,7 @@
 //! }
 //!
 //! async fn message(conn: Connection, msg: Message, State(app): State<App>, Path(room): Path<String>) {
-//!     app.hub.except(conn.id()).to_room(&room, msg);
+//!     app.hub.to(&room).except(conn.id()).send(msg);
 //! }
 //!
 //! async fn close(conn: Connection, Closed(frame): Closed) {
