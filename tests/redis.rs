@@ -208,3 +208,74 @@ fn a_bad_url_or_no_runtime_is_a_clear_error() {
         .to_string();
     assert!(cause.contains("runtime"), "{cause}");
 }
+
+/// How many clients Redis has subscribed to a sharded channel.
+async fn shard_subscribers(redis: &Redis, channel: &str) -> i64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(channel)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    count
+}
+
+/// Waits until Redis counts `count` subscribers of `channel`.
+async fn until_subscribers(redis: &Redis, channel: &str, count: i64) {
+    timeout(TIMEOUT, async {
+        while shard_subscribers(redis, channel).await != count {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{channel} never had {count} subscribers"));
+}
+
+#[tokio::test]
+async fn three_processes_share_rooms_ids_and_disconnects_through_redis() {
+    use common::cluster::{ask, closed_with, gets, instance, member};
+    let redis = Redis::start(free_port());
+    let [h1, h2, h3] = [(); 3].map(|()| redis_hub(&redis));
+    let (s1, s2, s3) = (
+        instance(h1.clone()).await,
+        instance(h2.clone()).await,
+        instance(h3.clone()).await,
+    );
+    until_subscribers(&redis, "test-hub:all", 3).await;
+    let (mut a, _) = member(s1, &["red"]).await;
+    let (mut b, b_id) = member(s2, &["red", "blue"]).await;
+    let (mut c, c_id) = member(s3, &["blue"]).await;
+    // Per-room channels, on Redis's side: red on h1 and h2, blue on h2
+    // and h3; h3 has no member in red and is not subscribed to it.
+    until_subscribers(&redis, "test-hub:room:red", 2).await;
+    until_subscribers(&redis, "test-hub:room:blue", 2).await;
+
+    // A union of rooms reaches each member once; b is in both.
+    h3.to("red").to("blue").send(Message::text("x"));
+    for client in [&mut a, &mut b, &mut c] {
+        gets(client, &["x"]).await;
+    }
+    // Exclusion by id holds on another process; no echo to the sender.
+    ask(&mut a, "say red from a", "said").await;
+    gets(&mut b, &["from a"]).await;
+    gets(&mut a, &[]).await;
+    h1.to("blue").except(c_id).send(Message::text("not c"));
+    gets(&mut b, &["not c"]).await;
+    gets(&mut c, &[]).await;
+
+    // One connection, and a disconnect, on another process.
+    assert!(h1.send_to(c_id, "direct"));
+    gets(&mut c, &["direct"]).await;
+    gets(&mut b, &[]).await;
+
+    // b leaves blue: h2 no longer follows it; then h2's last member of
+    // red goes (b is disconnected from h3) and h2 unsubscribes red.
+    ask(&mut b, "leave blue", "left blue").await;
+    until_subscribers(&redis, "test-hub:room:blue", 1).await;
+    assert!(h3.disconnect(b_id, hyperws::CloseFrame::new(4001, "kicked")));
+    assert_eq!(closed_with(&mut b).await, (4001, "kicked".to_owned()));
+    drop(b);
+    until_subscribers(&redis, "test-hub:room:red", 1).await;
+}

@@ -1,6 +1,9 @@
 //! Shared test helpers: a real server on a loopback port, a raw HTTP client.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "router")]
+pub mod cluster;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,112 @@
+//! Hub instances for the multi-process tests: each serves one hub over real
+//! TCP, and its members obey a few text commands, so that a test can move
+//! them between rooms and make them send.
+//!
+//! - `join ROOM` / `leave ROOM`: answered `joined ROOM` / `left ROOM`;
+//! - `id`: answered with the connection's id;
+//! - `say ROOM TEXT`: `TEXT` to the other members of `ROOM`
+//!   (`Connection::to`), answered `said`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyperws::hub::{ConnectionId, Hub};
+use hyperws::{Message, Router, WebSocket};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite as ts;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Serves `hub` on a fresh loopback port.
+pub async fn instance(hub: Hub) -> SocketAddr {
+    let router: Router = Router::new().websocket("/ws", move |socket: WebSocket| {
+        let hub = hub.clone();
+        async move {
+            let (conn, mut inbox) = hub.connect(socket);
+            while let Some(Ok(Message::Text(text))) = inbox.recv().await {
+                let reply = if let Some(room) = text.strip_prefix("join ") {
+                    conn.join(room);
+                    format!("joined {room}")
+                } else if let Some(room) = text.strip_prefix("leave ") {
+                    conn.leave(room);
+                    format!("left {room}")
+                } else if text == "id" {
+                    conn.id().to_string()
+                } else if let Some((room, said)) =
+                    text.strip_prefix("say ").and_then(|t| t.split_once(' '))
+                {
+                    conn.to(room).send(Message::text(said));
+                    "said".to_owned()
+                } else {
+                    continue;
+                };
+                conn.send(Message::text(reply));
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { hyperws::serve(listener, router).await });
+    addr
+}
+
+/// A member connected to `addr`, in `rooms`, with its id.
+pub async fn member(addr: SocketAddr, rooms: &[&str]) -> (Client, ConnectionId) {
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    for room in rooms {
+        ask(
+            &mut client,
+            &format!("join {room}"),
+            &format!("joined {room}"),
+        )
+        .await;
+    }
+    client.send(ts::Message::text("id")).await.unwrap();
+    let id = next(&mut client).await.expect("an id").parse().unwrap();
+    (client, id)
+}
+
+/// Sends a command and waits for its answer.
+pub async fn ask(client: &mut Client, command: &str, answer: &str) {
+    client.send(ts::Message::text(command)).await.unwrap();
+    assert_eq!(
+        next(client).await.as_deref(),
+        Some(answer),
+        "answer to {command}"
+    );
+}
+
+/// The next text, or `None` after 500 ms of quiet.
+pub async fn next(client: &mut Client) -> Option<String> {
+    match timeout(Duration::from_millis(500), client.next()).await {
+        Ok(Some(Ok(ts::Message::Text(t)))) => Some(t.to_string()),
+        Ok(Some(Ok(other))) => panic!("unexpected {other:?}"),
+        Ok(other) => panic!("connection ended: {other:?}"),
+        Err(_) => None,
+    }
+}
+
+/// Exactly `texts` arrive (in this order), then nothing more.
+pub async fn gets(client: &mut Client, texts: &[&str]) {
+    for text in texts {
+        assert_eq!(next(client).await.as_deref(), Some(*text));
+    }
+    assert_eq!(next(client).await, None, "nothing more after {texts:?}");
+}
+
+/// The close frame that ends the connection.
+pub async fn closed_with(client: &mut Client) -> (u16, String) {
+    loop {
+        match timeout(super::TIMEOUT, client.next()).await {
+            Ok(Some(Ok(ts::Message::Close(Some(frame))))) => {
+                return (frame.code.into(), frame.reason.to_string())
+            }
+            Ok(Some(Ok(ts::Message::Text(_)))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
