@@ -129,3 +129,46 @@ async fn a_hub_follows_a_room_only_while_it_has_members_in_it() {
     drop(h3);
     assert_eq!(bus.subscribers(Channel::All), 2);
 }
+
+#[tokio::test]
+async fn presence_lists_every_hub_and_tells_each_hub_of_joins_and_leaves() {
+    use common::cluster::{named, presence_hub, who};
+    let bus = Memory::new();
+    let (h1, mut e1) = presence_hub(bus.clone());
+    let (h2, mut e2) = presence_hub(bus.clone());
+    let (h3, mut e3) = presence_hub(bus.clone());
+    let (s1, s2, s3) = (
+        instance(h1.clone()).await,
+        instance(h2.clone()).await,
+        instance(h3.clone()).await,
+    );
+    let (_ann, _) = named(s1, "ann", &["lobby"]).await;
+    // ann's own hub is told, even before anyone else is in the room.
+    assert_eq!(e1.recv().await, Some((true, "lobby".into(), "ann".into())));
+    let (mut bob, _) = named(s2, "bob", &["lobby"]).await;
+    // h1 has a member in the lobby, so it hears of bob; h3 has none.
+    assert_eq!(e1.recv().await, Some((true, "lobby".into(), "bob".into())));
+    assert_eq!(e2.recv().await, Some((true, "lobby".into(), "bob".into())));
+    let (_cy, _) = named(s3, "cy", &["other"]).await;
+    assert_eq!(e3.recv().await, Some((true, "other".into(), "cy".into())));
+    for hub in [&h1, &h2, &h3] {
+        assert_eq!(
+            who(hub, "lobby").await,
+            (vec!["ann".into(), "bob".into()], true)
+        );
+    }
+    // A leave, and a connection that ends, are told and leave the list.
+    ask(&mut bob, "leave lobby", "left lobby").await;
+    assert_eq!(e1.recv().await, Some((false, "lobby".into(), "bob".into())));
+    assert_eq!(e2.recv().await, Some((false, "lobby".into(), "bob".into())));
+    assert_eq!(who(&h3, "lobby").await, (vec!["ann".into()], true));
+    drop(_ann);
+    assert_eq!(e1.recv().await, Some((false, "lobby".into(), "ann".into())));
+    assert_eq!(who(&h2, "lobby").await, (vec![], true));
+    assert_eq!(who(&h1, "other").await, (vec!["cy".into()], true));
+    // Info is bounded: at the limit it is taken, past it refused.
+    let (mut long, _) = named(s1, "", &[]).await;
+    let limit = "x".repeat(hyperws::hub::MAX_INFO);
+    ask(&mut long, &format!("info {limit}"), "info set").await;
+    ask(&mut long, &format!("info {limit}x"), "info refused").await;
+}

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::TIMEOUT;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyperws::hub::{backplane, Hub};
 use hyperws::{Message, Router, WebSocket};
 use tokio::time::timeout;
@@ -278,4 +278,99 @@ async fn three_processes_share_rooms_ids_and_disconnects_through_redis() {
     assert_eq!(closed_with(&mut b).await, (4001, "kicked".to_owned()));
     drop(b);
     until_subscribers(&redis, "test-hub:room:red", 1).await;
+}
+
+/// A presence hub on `redis` with a 3 s TTL.
+fn presence_hub(
+    redis: &Redis,
+) -> (
+    Hub,
+    tokio::sync::mpsc::UnboundedReceiver<(bool, String, String)>,
+) {
+    let backplane = backplane::Redis::new(&redis.url())
+        .unwrap()
+        .prefix("test-hub")
+        .presence_ttl(Duration::from_secs(3));
+    common::cluster::presence_hub(backplane)
+}
+
+/// Waits until `hub` lists exactly `infos` in `room`, completely.
+async fn until_present(hub: &Hub, room: &str, infos: &[&str]) {
+    let want: Vec<String> = infos.iter().map(|s| s.to_string()).collect();
+    timeout(TIMEOUT, async {
+        while common::cluster::who(hub, room).await != (want.clone(), true) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{room} never listed {infos:?}: {:?}",
+            hub.presence(room).now_or_never()
+        )
+    });
+}
+
+#[tokio::test]
+async fn presence_spans_processes_drops_a_crashed_one_and_survives_redis_restarting() {
+    use common::cluster::{instance, named, who};
+    let redis = Redis::start(free_port());
+    let port = redis.port;
+    let (h1, mut e1) = presence_hub(&redis);
+    let (h2, _e2) = presence_hub(&redis);
+    // The third process: its own runtime, killed later without a goodbye.
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    let url = redis.url();
+    let (h3, s3) = doomed
+        .spawn(async move {
+            let backplane = backplane::Redis::new(&url)
+                .unwrap()
+                .prefix("test-hub")
+                .presence_ttl(Duration::from_secs(3));
+            let (hub, _events) = common::cluster::presence_hub(backplane);
+            let addr = instance(hub.clone()).await;
+            (hub, addr)
+        })
+        .await
+        .unwrap();
+    let (s1, s2) = (instance(h1.clone()).await, instance(h2.clone()).await);
+    until_subscribers(&redis, "test-hub:all", 3).await;
+
+    let (_ann, _) = named(s1, "ann", &["lobby"]).await;
+    assert_eq!(e1.recv().await, Some((true, "lobby".into(), "ann".into())));
+    until_subscribers(&redis, "test-hub:room:lobby", 1).await;
+    let (_bob, _) = named(s2, "bob", &["lobby"]).await;
+    let (_cy, _) = named(s3, "cy", &["lobby"]).await;
+    // Joins on the other processes are told to h1, which has a member.
+    let mut heard = vec![e1.recv().await.unwrap(), e1.recv().await.unwrap()];
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            (true, "lobby".into(), "bob".into()),
+            (true, "lobby".into(), "cy".into())
+        ]
+    );
+    until_present(&h1, "lobby", &["ann", "bob", "cy"]).await;
+    until_present(&h2, "lobby", &["ann", "bob", "cy"]).await;
+    drop(h3);
+
+    // The third process dies: nobody removes cy, who expires within the
+    // TTL (3 s) plus a refresh's slack.
+    let killed = std::time::Instant::now();
+    doomed.shutdown_background();
+    until_present(&h1, "lobby", &["ann", "bob"]).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "cy lingered {:?}",
+        killed.elapsed()
+    );
+
+    // Redis goes away: presence is this process's, and says so.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(who(&h1, "lobby").await, (vec!["ann".into()], false));
+    // Redis comes back empty: each process records its members again.
+    let _redis = Redis::start(port);
+    until_present(&h1, "lobby", &["ann", "bob"]).await;
 }

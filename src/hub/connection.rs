@@ -167,6 +167,14 @@ impl Connection {
         self.hub.leave(self.id, room)
     }
 
+    /// Sets what [presence](super::HubBuilder::presence) shows of this
+    /// connection (a nickname, a user id; at most [`MAX_INFO`](super::MAX_INFO)
+    /// bytes), for the rooms it joins from now on. `false` if it is longer
+    /// or the connection is gone.
+    pub fn set_info(&self, info: &str) -> bool {
+        self.hub.set_info(self.id, info)
+    }
+
     /// The rooms this connection is in.
     #[must_use]
     pub fn rooms(&self) -> Vec<String> {
@@ -272,7 +280,7 @@ impl Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.hub.inner.registry.remove(self.id);
+        self.hub.remove(self.id);
         self.outbox.finish();
     }
 }

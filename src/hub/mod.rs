@@ -36,6 +36,7 @@
 pub mod backplane;
 mod connection;
 mod outbox;
+mod presence;
 mod registry;
 mod target;
 mod writer;
@@ -49,6 +50,7 @@ use backplane::{Backplane, Channel, Inbound};
 pub use connection::{Connection, ConnectionId, Inbox, InvalidConnectionId, NodeId};
 pub use outbox::SlowConsumer;
 use outbox::{Outbox, Parked};
+pub use presence::{PresenceChange, PresenceEvent, PresenceList, Present, MAX_INFO};
 use registry::Registry;
 use target::Selector;
 pub use target::Target;
@@ -63,12 +65,14 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     node: NodeId,
     registry: Arc<Registry>,
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
     backplane: Option<Arc<dyn Backplane>>,
+    presence: Option<presence::Covers>,
+    on_presence: Option<presence::OnPresence>,
 }
 
 impl fmt::Debug for Hub {
@@ -95,6 +99,8 @@ pub struct HubBuilder {
     queue_capacity: usize,
     slow_consumer: SlowConsumer,
     backplane: Option<Arc<dyn Backplane>>,
+    presence: Option<presence::Covers>,
+    on_presence: Option<presence::OnPresence>,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -131,6 +137,46 @@ impl HubBuilder {
         self
     }
 
+    /// Keeps presence for the rooms `covers` says yes to (`|_| true`: every
+    /// room): who is in them on every process, with each connection's
+    /// [info](Connection::set_info) ([`Hub::presence`]), and join and leave
+    /// events ([`on_presence`](Self::on_presence)). Each join and leave of
+    /// such a room costs the backplane a write and an event; see
+    /// `docs/realtime.md` for what Redis does per connection.
+    pub fn presence(mut self, covers: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.presence = Some(Arc::new(covers));
+        self
+    }
+
+    /// Called for every join and leave of a presence room that has members
+    /// on this process, wherever it happened (and for those on this
+    /// process, even when the room has no member left here). It runs on
+    /// the joining or leaving task, or on the backplane's: keep it short
+    /// and do not block (a send is fine).
+    ///
+    /// ```
+    /// use hyperws::hub::{Hub, PresenceChange};
+    ///
+    /// let hub = Hub::builder()
+    ///     .presence(|room| room.starts_with("chat:"))
+    ///     .on_presence(|hub, event| {
+    ///         let verb = match event.change {
+    ///             PresenceChange::Joined => "joined",
+    ///             PresenceChange::Left => "left",
+    ///         };
+    ///         let text = format!("{} {verb}", event.member.info);
+    ///         hub.to(&event.room).local().send(text);
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn on_presence(
+        mut self,
+        callback: impl Fn(&Hub, &PresenceEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_presence = Some(Arc::new(callback));
+        self
+    }
+
     /// The hub; its backplane, if any, is attached and subscribed here.
     pub fn build(self) -> Hub {
         let node = NodeId::random();
@@ -146,20 +192,23 @@ impl HubBuilder {
             }) as registry::RoomsChanged
         });
         let registry = Arc::new(Registry::new(rooms_changed));
-        if let Some(backplane) = &backplane {
-            backplane.attach(node, Inbound::new(node, Arc::downgrade(&registry)));
-            backplane.subscribe(Channel::All);
-            backplane.subscribe(Channel::Node(node));
-        }
-        Hub {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|hub| {
+            if let Some(backplane) = &backplane {
+                backplane.attach(node, Inbound::new(node, hub.clone()));
+                backplane.subscribe(Channel::All);
+                backplane.subscribe(Channel::Node(node));
+            }
+            Inner {
                 node,
                 registry,
                 queue_capacity: self.queue_capacity,
                 slow_consumer: self.slow_consumer,
                 backplane,
-            }),
-        }
+                presence: self.presence,
+                on_presence: self.on_presence,
+            }
+        });
+        Hub { inner }
     }
 }
 
@@ -177,6 +226,8 @@ impl Hub {
             queue_capacity: 256,
             slow_consumer: SlowConsumer::default(),
             backplane: None,
+            presence: None,
+            on_presence: None,
         }
     }
 
@@ -280,12 +331,114 @@ impl Hub {
 
     /// Puts a connection in a room; `false` if it is gone or already in.
     pub fn join(&self, id: ConnectionId, room: &str) -> bool {
-        self.inner.registry.join(id, room)
+        let joined = self.inner.registry.join(id, room);
+        if joined {
+            self.announce(PresenceChange::Joined, room, id, None);
+        }
+        joined
     }
 
     /// Takes a connection out of a room; `false` if it was not in.
     pub fn leave(&self, id: ConnectionId, room: &str) -> bool {
-        self.inner.registry.leave(id, room)
+        let left = self.inner.registry.leave(id, room);
+        if left {
+            self.announce(PresenceChange::Left, room, id, None);
+        }
+        left
+    }
+
+    /// Who is in `room` on every process, with their info. Without a
+    /// backplane this process's members are everyone (`complete`); with
+    /// one that cannot answer now (Redis is down), or for a room without
+    /// presence, the list is this process's members and says it is not
+    /// complete.
+    pub async fn presence(&self, room: &str) -> PresenceList {
+        let covered = self.covers(room);
+        if let (Some(backplane), true) = (&self.inner.backplane, covered) {
+            if let Some(members) = backplane.presence(room).await {
+                return PresenceList {
+                    members,
+                    complete: true,
+                };
+            }
+        }
+        let members = self
+            .inner
+            .registry
+            .present(room)
+            .into_iter()
+            .map(|(id, info)| Present {
+                id,
+                info: info.to_string(),
+            })
+            .collect();
+        PresenceList {
+            members,
+            complete: self.inner.backplane.is_none(),
+        }
+    }
+
+    fn covers(&self, room: &str) -> bool {
+        self.inner
+            .presence
+            .as_ref()
+            .is_some_and(|covers| covers(room))
+    }
+
+    /// Records and announces a join or leave of a presence room.
+    fn announce(
+        &self,
+        change: PresenceChange,
+        room: &str,
+        id: ConnectionId,
+        info: Option<Arc<str>>,
+    ) {
+        if !self.covers(room) {
+            return;
+        }
+        let info = info
+            .or_else(|| self.inner.registry.info(id))
+            .unwrap_or_else(|| Arc::from(""));
+        let event = PresenceEvent {
+            change,
+            room: room.to_owned(),
+            member: Present {
+                id,
+                info: info.to_string(),
+            },
+        };
+        if let Some(backplane) = &self.inner.backplane {
+            match change {
+                PresenceChange::Joined => backplane.present(room, id, &info),
+                PresenceChange::Left => backplane.absent(room, id),
+            }
+            if let Some(packet) = backplane::packet::encode_presence(self.inner.node, &event) {
+                backplane.publish(Channel::Room(room), packet);
+            }
+        }
+        self.told(&event);
+    }
+
+    /// Hands a presence event to the application's callback.
+    pub(crate) fn told(&self, event: &PresenceEvent) {
+        if let Some(callback) = &self.inner.on_presence {
+            callback(self, event);
+        }
+    }
+
+    /// Takes a connection out of the hub and its rooms (its inbox is
+    /// gone), announcing its departure from presence rooms.
+    pub(crate) fn remove(&self, id: ConnectionId) {
+        let Some((info, rooms)) = self.inner.registry.remove(id) else {
+            return;
+        };
+        for room in rooms {
+            self.announce(PresenceChange::Left, &room, id, Some(info.clone()));
+        }
+    }
+
+    pub(crate) fn set_info(&self, id: ConnectionId, info: &str) -> bool {
+        info.len() <= MAX_INFO && self.inner.registry.set_info(id, Arc::from(info))
     }
 
     /// The members of a room.

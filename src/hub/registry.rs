@@ -26,6 +26,8 @@ pub(crate) struct Registry {
 struct Member {
     outbox: Arc<Outbox>,
     rooms: HashSet<Arc<str>>,
+    /// What presence shows of it ("" until set).
+    info: Arc<str>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -70,19 +72,45 @@ impl Registry {
         let member = Member {
             outbox,
             rooms: HashSet::new(),
+            info: Arc::from(""),
         };
         write(&self.members).insert(id, member);
     }
 
-    /// Removes a connection and takes it out of its rooms; once.
-    pub(crate) fn remove(&self, id: ConnectionId) {
-        let Some(member) = write(&self.members).remove(&id) else {
-            return;
-        };
+    /// Removes a connection and takes it out of its rooms, once; returns
+    /// its info and the rooms it was in.
+    pub(crate) fn remove(&self, id: ConnectionId) -> Option<(Arc<str>, Vec<Arc<str>>)> {
+        let member = write(&self.members).remove(&id)?;
         let mut rooms = write(&self.rooms);
-        for room in member.rooms {
-            self.drop_from_room(&mut rooms, &room, id);
+        for room in &member.rooms {
+            self.drop_from_room(&mut rooms, room, id);
         }
+        Some((member.info, member.rooms.into_iter().collect()))
+    }
+
+    /// Sets what presence shows of a connection; `false` if it is gone.
+    pub(crate) fn set_info(&self, id: ConnectionId, info: Arc<str>) -> bool {
+        write(&self.members)
+            .get_mut(&id)
+            .map(|m| m.info = info)
+            .is_some()
+    }
+
+    pub(crate) fn info(&self, id: ConnectionId) -> Option<Arc<str>> {
+        read(&self.members).get(&id).map(|m| m.info.clone())
+    }
+
+    /// A room's members here, with their info.
+    pub(crate) fn present(&self, room: &str) -> Vec<(ConnectionId, Arc<str>)> {
+        let members = read(&self.members);
+        read(&self.rooms)
+            .get(room)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|id| members.get(id).map(|m| (*id, m.info.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub(crate) fn outbox(&self, id: ConnectionId) -> Option<Arc<Outbox>> {

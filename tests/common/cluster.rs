@@ -4,6 +4,8 @@
 //!
 //! - `join ROOM` / `leave ROOM`: answered `joined ROOM` / `left ROOM`;
 //! - `id`: answered with the connection's id;
+//! - `info TEXT`: sets its presence info, answered `info set` (or
+//!   `info refused`, past `MAX_INFO`);
 //! - `say ROOM TEXT`: `TEXT` to the other members of `ROOM`
 //!   (`Connection::to`), answered `said`.
 
@@ -34,6 +36,13 @@ pub async fn instance(hub: Hub) -> SocketAddr {
                     format!("left {room}")
                 } else if text == "id" {
                     conn.id().to_string()
+                } else if let Some(info) = text.strip_prefix("info ") {
+                    if conn.set_info(info) {
+                        "info set"
+                    } else {
+                        "info refused"
+                    }
+                    .to_owned()
                 } else if let Some((room, said)) =
                     text.strip_prefix("say ").and_then(|t| t.split_once(' '))
                 {
@@ -54,9 +63,17 @@ pub async fn instance(hub: Hub) -> SocketAddr {
 
 /// A member connected to `addr`, in `rooms`, with its id.
 pub async fn member(addr: SocketAddr, rooms: &[&str]) -> (Client, ConnectionId) {
+    named(addr, "", rooms).await
+}
+
+/// A member with presence info `info` (set before it joins `rooms`).
+pub async fn named(addr: SocketAddr, info: &str, rooms: &[&str]) -> (Client, ConnectionId) {
     let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .unwrap();
+    if !info.is_empty() {
+        ask(&mut client, &format!("info {info}"), "info set").await;
+    }
     for room in rooms {
         ask(
             &mut client,
@@ -96,6 +113,35 @@ pub async fn gets(client: &mut Client, texts: &[&str]) {
         assert_eq!(next(client).await.as_deref(), Some(*text));
     }
     assert_eq!(next(client).await, None, "nothing more after {texts:?}");
+}
+
+/// A hub with `backplane` and presence in every room, whose presence
+/// events arrive on the receiver as `(joined, room, info)`.
+pub fn presence_hub(
+    backplane: impl hyperws::hub::backplane::Backplane,
+) -> (
+    Hub,
+    tokio::sync::mpsc::UnboundedReceiver<(bool, String, String)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let hub = Hub::builder()
+        .backplane(backplane)
+        .presence(|_| true)
+        .on_presence(move |_, event| {
+            let joined = event.change == hyperws::hub::PresenceChange::Joined;
+            let _ = tx.send((joined, event.room.clone(), event.member.info.clone()));
+        })
+        .build();
+    (hub, rx)
+}
+
+/// The infos of everyone in `room`, sorted, and whether the list is
+/// complete.
+pub async fn who(hub: &Hub, room: &str) -> (Vec<String>, bool) {
+    let list = hub.presence(room).await;
+    let mut infos: Vec<String> = list.members.into_iter().map(|m| m.info).collect();
+    infos.sort();
+    (infos, list.complete)
 }
 
 /// The close frame that ends the connection.

@@ -1,13 +1,13 @@
 //! [`Memory`]: a backplane for hubs in one process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use super::{Backplane, Channel, Inbound};
-use crate::hub::NodeId;
+use super::{Backplane, Channel, Inbound, PresenceFuture};
+use crate::hub::{ConnectionId, NodeId, Present};
 
 /// A backplane between hubs of one process, which behave as if each were a
 /// process of its own: rooms, exclusions, sends to one connection and
@@ -27,9 +27,23 @@ use crate::hub::NodeId;
 /// assert_ne!(one.node(), two.node());
 /// ```
 pub struct Memory {
-    bus: Arc<Mutex<Vec<Port>>>,
+    bus: Arc<Mutex<Bus>>,
     /// The hub this clone was given to.
     node: OnceLock<NodeId>,
+}
+
+#[derive(Default)]
+struct Bus {
+    ports: Vec<Port>,
+    /// Presence: room -> member -> info.
+    presence: HashMap<String, HashMap<ConnectionId, String>>,
+}
+
+impl Bus {
+    fn lock(bus: &Mutex<Self>) -> std::sync::MutexGuard<'_, Self> {
+        bus.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 struct Port {
@@ -54,8 +68,8 @@ impl Memory {
         let Some(node) = self.node.get() else {
             return;
         };
-        let mut bus = self.bus.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(port) = bus.iter_mut().find(|p| p.node == *node) {
+        let mut bus = Bus::lock(&self.bus);
+        if let Some(port) = bus.ports.iter_mut().find(|p| p.node == *node) {
             f(port);
         }
     }
@@ -79,7 +93,7 @@ impl Clone for Memory {
 
 impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hubs = self.bus.lock().map_or(0, |bus| bus.len());
+        let hubs = Bus::lock(&self.bus).ports.len();
         f.debug_struct("Memory")
             .field("hubs", &hubs)
             .field("node", &self.node.get())
@@ -90,8 +104,13 @@ impl fmt::Debug for Memory {
 impl Drop for Memory {
     fn drop(&mut self) {
         if let Some(node) = self.node.get() {
-            let mut bus = self.bus.lock().unwrap_or_else(|e| e.into_inner());
-            bus.retain(|p| p.node != *node);
+            let mut bus = Bus::lock(&self.bus);
+            bus.ports.retain(|p| p.node != *node);
+            // Its members are gone with it, as a crashed process's expire.
+            for members in bus.presence.values_mut() {
+                members.retain(|id, _| id.node() != *node);
+            }
+            bus.presence.retain(|_, members| !members.is_empty());
         }
     }
 }
@@ -102,8 +121,8 @@ impl Backplane for Memory {
             tracing::error!("a Memory backplane was given to two hubs; give each its own clone");
             return;
         }
-        let mut bus = self.bus.lock().unwrap_or_else(|e| e.into_inner());
-        bus.push(Port {
+        let mut bus = Bus::lock(&self.bus);
+        bus.ports.push(Port {
             node,
             inbound,
             channels: HashSet::new(),
@@ -114,8 +133,9 @@ impl Backplane for Memory {
         let name = channel.name(PREFIX);
         // Deliver outside the lock: a hub's delivery takes its own locks.
         let receivers: Vec<Inbound> = {
-            let bus = self.bus.lock().unwrap_or_else(|e| e.into_inner());
-            bus.iter()
+            let bus = Bus::lock(&self.bus);
+            bus.ports
+                .iter()
                 .filter(|p| Some(&p.node) != self.node.get() && p.channels.contains(&name))
                 .map(|p| p.inbound.clone())
                 .collect()
@@ -138,6 +158,42 @@ impl Backplane for Memory {
             port.channels.remove(&name);
         });
     }
+
+    fn present(&self, room: &str, id: ConnectionId, info: &str) {
+        let mut bus = Bus::lock(&self.bus);
+        bus.presence
+            .entry(room.to_owned())
+            .or_default()
+            .insert(id, info.to_owned());
+    }
+
+    fn absent(&self, room: &str, id: ConnectionId) {
+        let mut bus = Bus::lock(&self.bus);
+        if let Some(members) = bus.presence.get_mut(room) {
+            members.remove(&id);
+            if members.is_empty() {
+                bus.presence.remove(room);
+            }
+        }
+    }
+
+    fn presence(&self, room: &str) -> PresenceFuture {
+        let bus = Bus::lock(&self.bus);
+        let members = bus
+            .presence
+            .get(room)
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|(id, info)| Present {
+                        id: *id,
+                        info: info.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Some(members)))
+    }
 }
 
 impl Memory {
@@ -146,7 +202,10 @@ impl Memory {
     #[must_use]
     pub fn subscribers(&self, channel: Channel<'_>) -> usize {
         let name = channel.name(PREFIX);
-        let bus = self.bus.lock().unwrap_or_else(|e| e.into_inner());
-        bus.iter().filter(|p| p.channels.contains(&name)).count()
+        let bus = Bus::lock(&self.bus);
+        bus.ports
+            .iter()
+            .filter(|p| p.channels.contains(&name))
+            .count()
     }
 }

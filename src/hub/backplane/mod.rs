@@ -19,10 +19,12 @@ pub(crate) mod packet;
 mod redis;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Weak;
 
-use super::registry::Registry;
-use super::NodeId;
+use super::presence::Present;
+use super::{ConnectionId, Hub, Inner, NodeId};
 pub use memory::Memory;
 #[cfg(feature = "redis")]
 pub use redis::Redis;
@@ -76,7 +78,29 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Stops receiving what is published on `channel`.
     fn unsubscribe(&self, channel: Channel<'_>);
+
+    /// Records that `id` is in the presence room `room`, with `info`, until
+    /// [`absent`](Self::absent) (or, for a store shared by processes,
+    /// until the process stops refreshing it). Default: not recorded.
+    fn present(&self, room: &str, id: ConnectionId, info: &str) {
+        let _ = (room, id, info);
+    }
+
+    /// Records that `id` left the presence room `room`.
+    fn absent(&self, room: &str, id: ConnectionId) {
+        let _ = (room, id);
+    }
+
+    /// Everyone recorded in `room` on every hub, or `None` when that cannot
+    /// be known now (the default; or the store is unreachable).
+    fn presence(&self, room: &str) -> PresenceFuture {
+        let _ = room;
+        Box::pin(std::future::ready(None))
+    }
 }
+
+/// What [`Backplane::presence`] returns.
+pub type PresenceFuture = Pin<Box<dyn Future<Output = Option<Vec<Present>>> + Send>>;
 
 /// The end of a hub that its backplane hands arriving packets to. Holds
 /// the hub weakly: once the hub is dropped, [`is_closed`](Self::is_closed)
@@ -84,7 +108,7 @@ pub trait Backplane: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Inbound {
     node: NodeId,
-    registry: Weak<Registry>,
+    hub: Weak<Inner>,
 }
 
 impl fmt::Debug for Inbound {
@@ -97,20 +121,20 @@ impl fmt::Debug for Inbound {
 }
 
 impl Inbound {
-    pub(crate) fn new(node: NodeId, registry: Weak<Registry>) -> Self {
-        Self { node, registry }
+    pub(crate) fn new(node: NodeId, hub: Weak<Inner>) -> Self {
+        Self { node, hub }
     }
 
     /// Delivers a packet to this hub's connections. Packets this hub sent
     /// itself, and packets it cannot read (another version), are ignored
     /// (the latter with a warning).
     pub fn deliver(&self, packet: &[u8]) {
-        let Some(registry) = self.registry.upgrade() else {
+        let Some(inner) = self.hub.upgrade() else {
             return;
         };
         match packet::decode(packet) {
             Some(packet) if packet.origin == self.node => {}
-            Some(packet) => packet::apply(packet, &registry),
+            Some(packet) => packet::apply(packet, &Hub { inner }),
             None => tracing::warn!("hub backplane: ignored a packet this version cannot read"),
         }
     }
@@ -118,6 +142,6 @@ impl Inbound {
     /// The hub is gone: nothing more will be delivered.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.registry.strong_count() == 0
+        self.hub.strong_count() == 0
     }
 }

@@ -10,6 +10,8 @@
 //!   published once, on the channel of all.
 //! - 2, a send to one connection: `[id: 16][text: 1][payload]`.
 //! - 3, a disconnect: `[id: 16][code: 2][reason]`.
+//! - 4, a presence event: `[joined: 1][id: 16][room][info]`, published on
+//!   the room's channel.
 //!
 //! Lists are `[count: 2]` then the items; a room is `[length: 2][UTF-8]`; an
 //! id is its node and number, 8 bytes each. Integers are big-endian.
@@ -18,15 +20,16 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::super::registry::Registry;
+use super::super::presence::{PresenceChange, PresenceEvent, Present};
 use super::super::target::Selector;
-use super::super::{ConnectionId, NodeId};
+use super::super::{ConnectionId, Hub, NodeId};
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 
 const VERSION: u8 = 2;
 const SEND: u8 = 1;
 const SEND_TO: u8 = 2;
 const DISCONNECT: u8 = 3;
+const PRESENCE: u8 = 4;
 
 /// A decoded packet.
 #[derive(Debug, PartialEq)]
@@ -50,6 +53,7 @@ pub(crate) enum Body {
         id: ConnectionId,
         frame: CloseFrame,
     },
+    Presence(PresenceEvent),
 }
 
 /// A data message's kind and bytes; control frames never cross.
@@ -140,6 +144,17 @@ pub(crate) fn encode_disconnect(origin: NodeId, id: ConnectionId, frame: &CloseF
     buf.freeze()
 }
 
+/// A presence event; `None` when the room is too long to encode.
+pub(crate) fn encode_presence(origin: NodeId, event: &PresenceEvent) -> Option<Bytes> {
+    let (room, info) = (&event.room, &event.member.info);
+    let mut buf = header(origin, PRESENCE, 19 + room.len() + info.len());
+    buf.put_u8(u8::from(event.change == PresenceChange::Joined));
+    put_id(&mut buf, event.member.id);
+    put_str(&mut buf, room)?;
+    buf.put_slice(info.as_bytes());
+    Some(buf.freeze())
+}
+
 /// Reads a packet front to back; every read checks the length.
 struct Reader<'a>(&'a [u8]);
 
@@ -227,6 +242,22 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Packet> {
                 msg: r.message(text)?,
             }
         }
+        PRESENCE => {
+            let change = match r.u8()? {
+                0 => PresenceChange::Left,
+                1 => PresenceChange::Joined,
+                _ => return None,
+            };
+            let id = r.id()?;
+            let len = usize::from(r.u16()?);
+            let room = std::str::from_utf8(r.take(len)?).ok()?.to_owned();
+            let info = std::str::from_utf8(r.0).ok()?.to_owned();
+            Body::Presence(PresenceEvent {
+                change,
+                room,
+                member: Present { id, info },
+            })
+        }
         DISCONNECT => {
             let id = r.id()?;
             let code = r.u16()?;
@@ -242,7 +273,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Packet> {
 }
 
 /// Does what a packet from another hub says, on this hub's connections.
-pub(crate) fn apply(packet: Packet, registry: &Registry) {
+pub(crate) fn apply(packet: Packet, hub: &Hub) {
+    let registry = &hub.inner.registry;
     match packet.body {
         Body::Send {
             mut selector,
@@ -268,6 +300,7 @@ pub(crate) fn apply(packet: Packet, registry: &Registry) {
                 outbox.close(frame);
             }
         }
+        Body::Presence(event) => hub.told(&event),
     }
 }
 
@@ -288,6 +321,9 @@ pub(crate) fn round_trip(bytes: &[u8]) {
             encode_send_to(packet.origin, *id, msg).expect("a decoded send encodes")
         }
         Body::Disconnect { id, frame } => encode_disconnect(packet.origin, *id, frame),
+        Body::Presence(event) => {
+            encode_presence(packet.origin, event).expect("a decoded event encodes")
+        }
     };
     assert_eq!(decode(&again).as_ref(), Some(&packet));
 }
@@ -338,6 +374,16 @@ mod tests {
                 msg: Message::text("hi")
             }
         );
+        let event = PresenceEvent {
+            change: PresenceChange::Left,
+            room: "lobby".into(),
+            member: Present {
+                id: id(3, 4),
+                info: "ann".into(),
+            },
+        };
+        let left = encode_presence(origin, &event).unwrap();
+        assert_eq!(decode(&left).unwrap().body, Body::Presence(event));
         let frame = CloseFrame::new(4001, "kicked");
         let off = encode_disconnect(origin, id(9, 10), &frame);
         assert_eq!(

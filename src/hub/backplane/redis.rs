@@ -8,22 +8,30 @@
 //! (`SPUBLISH`/`SSUBSCRIBE`), which a Redis Cluster spreads over its
 //! shards; before 7, plain `PUBLISH`/`SUBSCRIBE`.
 //!
+//! Presence lives in two keys per room, `{PREFIX:presence:ROOM}` (a sorted
+//! set of connection ids scored by when they expire) and
+//! `{PREFIX:presence:ROOM}:info` (a hash of their infos); the braces keep
+//! both on one Cluster slot. Each process refreshes the expiry of its own
+//! members every third of the TTL; a read first prunes what has expired,
+//! so a crashed process's members are gone within the TTL.
+//!
 //! When Redis is unreachable, local delivery goes on, what was to cross is
-//! dropped (and the drops are logged), and the task reconnects with a
-//! growing delay, then subscribes again to every channel it should be on.
+//! dropped (and the drops are logged), presence reads answer "unknown",
+//! and the task reconnects with a growing delay, then subscribes again to
+//! every channel it should be on and records its members' presence again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Backplane, Channel, Inbound};
+use super::{Backplane, Channel, Inbound, PresenceFuture};
 use crate::error::Error;
-use crate::hub::NodeId;
+use crate::hub::{ConnectionId, NodeId, Present};
 
 /// Publishes waiting to be sent; past this, new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;
@@ -45,6 +53,7 @@ const BATCH: usize = 256;
 pub struct Redis {
     client: redis::Client,
     prefix: String,
+    presence_ttl: Duration,
     runtime: tokio::runtime::Handle,
     /// Set by `attach`: the task's inputs.
     started: Mutex<Option<Inputs>>,
@@ -52,7 +61,25 @@ pub struct Redis {
 
 struct Inputs {
     publish: mpsc::Sender<(String, Bytes)>,
-    subscriptions: mpsc::UnboundedSender<(String, bool)>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// What the task is asked besides publishing; never dropped.
+enum Control {
+    Subscription(String, bool),
+    Present {
+        room: String,
+        id: String,
+        info: String,
+    },
+    Absent {
+        room: String,
+        id: String,
+    },
+    Read {
+        room: String,
+        reply: oneshot::Sender<Option<Vec<Present>>>,
+    },
 }
 
 impl fmt::Debug for Redis {
@@ -86,6 +113,7 @@ impl Redis {
         Ok(Self {
             client,
             prefix: "hyperws".to_owned(),
+            presence_ttl: Duration::from_secs(30),
             runtime,
             started: Mutex::new(None),
         })
@@ -97,6 +125,15 @@ impl Redis {
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a member stays in presence after its process stopped
+    /// refreshing it (crashed, or cut off from Redis). Default: 30 s;
+    /// at least 3 s. Each process refreshes its members every third of it.
+    #[must_use]
+    pub fn presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl.max(Duration::from_secs(3));
         self
     }
 
@@ -114,18 +151,19 @@ impl Backplane for Redis {
             return;
         }
         let (publish, publishes) = mpsc::channel(PUBLISH_QUEUE);
-        let (subscriptions, changes) = mpsc::unbounded_channel();
-        *started = Some(Inputs {
-            publish,
-            subscriptions,
-        });
+        let (control, changes) = mpsc::unbounded_channel();
+        *started = Some(Inputs { publish, control });
         let task = Task {
             client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            ttl: self.presence_ttl,
             node,
             inbound,
             publishes,
             changes,
             wanted: HashSet::new(),
+            present: HashMap::new(),
+            gone: Vec::new(),
             dropped: 0,
         };
         self.runtime.spawn(task.run());
@@ -143,13 +181,62 @@ impl Backplane for Redis {
 
     fn subscribe(&self, channel: Channel<'_>) {
         let name = channel.name(&self.prefix);
-        self.inputs(|i| i.subscriptions.send((name, true)));
+        self.inputs(|i| i.control.send(Control::Subscription(name, true)));
     }
 
     fn unsubscribe(&self, channel: Channel<'_>) {
         let name = channel.name(&self.prefix);
-        self.inputs(|i| i.subscriptions.send((name, false)));
+        self.inputs(|i| i.control.send(Control::Subscription(name, false)));
     }
+
+    fn present(&self, room: &str, id: ConnectionId, info: &str) {
+        let control = Control::Present {
+            room: room.to_owned(),
+            id: id.to_string(),
+            info: info.to_owned(),
+        };
+        self.inputs(|i| i.control.send(control));
+    }
+
+    fn absent(&self, room: &str, id: ConnectionId) {
+        let control = Control::Absent {
+            room: room.to_owned(),
+            id: id.to_string(),
+        };
+        self.inputs(|i| i.control.send(control));
+    }
+
+    fn presence(&self, room: &str) -> PresenceFuture {
+        let (reply, answer) = oneshot::channel();
+        let read = Control::Read {
+            room: room.to_owned(),
+            reply,
+        };
+        let sent = self.inputs(|i| i.control.send(read).is_ok());
+        Box::pin(async move {
+            match sent {
+                Some(true) => answer.await.ok().flatten(),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// Prunes what has expired, then lists the members and their infos.
+const READ_PRESENCE: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #ids == 0 then
+  redis.call('DEL', KEYS[2])
+  return {{}, {}}
+end
+return {ids, redis.call('HMGET', KEYS[2], unpack(ids))}
+";
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Waits before reconnecting: 100 ms, doubling up to 5 s.
@@ -178,12 +265,18 @@ const PLAIN: Flavour = Flavour {
 
 struct Task {
     client: redis::Client,
+    prefix: String,
+    ttl: Duration,
     node: NodeId,
     inbound: Inbound,
     publishes: mpsc::Receiver<(String, Bytes)>,
-    changes: mpsc::UnboundedReceiver<(String, bool)>,
+    changes: mpsc::UnboundedReceiver<Control>,
     /// The channels this hub should be subscribed to.
     wanted: HashSet<String>,
+    /// This hub's members of presence rooms: room -> id -> info.
+    present: HashMap<String, HashMap<String, String>>,
+    /// Members that left while Redis was unreachable, to remove there.
+    gone: Vec<(String, String)>,
     /// Publishes dropped while Redis was unreachable, not yet logged.
     dropped: u64,
 }
@@ -223,25 +316,8 @@ impl Task {
                         tracing::warn!(%err, "hub backplane: cannot reach Redis; retrying");
                     }
                     lost = true;
-                    // Meanwhile: follow the subscriptions, drop publishes.
-                    let wait = tokio::time::sleep(backoff(attempt));
-                    tokio::pin!(wait);
-                    loop {
-                        tokio::select! {
-                            () = &mut wait => break,
-                            change = self.changes.recv() => match change {
-                                Some(change) => self.note(change),
-                                None => return,
-                            },
-                            publish = self.publishes.recv() => match publish {
-                                Some(_) => self.dropped += 1,
-                                None => return,
-                            },
-                        }
-                    }
-                    if self.dropped > 0 {
-                        tracing::warn!(dropped = self.dropped, "hub backplane: Redis unreachable; messages not sent to other processes");
-                        self.dropped = 0;
+                    if !self.wait(backoff(attempt)).await {
+                        return;
                     }
                     attempt += 1;
                 }
@@ -249,15 +325,73 @@ impl Task {
         }
     }
 
-    fn note(&mut self, (channel, on): (String, bool)) {
-        if on {
-            self.wanted.insert(channel);
-        } else {
-            self.wanted.remove(&channel);
+    /// Waits out a reconnect delay, following what the hub asks meanwhile
+    /// (publishes are dropped, presence reads answer "unknown"); `false`
+    /// once the hub is gone.
+    async fn wait(&mut self, delay: Duration) -> bool {
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                control = self.changes.recv() => match control {
+                    Some(Control::Read { reply, .. }) => {
+                        let _ = reply.send(None);
+                    }
+                    Some(control) => self.note(&control),
+                    None => return false,
+                },
+                publish = self.publishes.recv() => match publish {
+                    Some(_) => self.dropped += 1,
+                    None => return false,
+                },
+            }
+        }
+        if self.dropped > 0 {
+            tracing::warn!(
+                dropped = self.dropped,
+                "hub backplane: Redis unreachable; messages not sent to other processes"
+            );
+            self.dropped = 0;
+        }
+        true
+    }
+
+    /// Keeps the task's own record of what it should be subscribed to and
+    /// who is present, so that both can be restored after a reconnect.
+    fn note(&mut self, control: &Control) {
+        match control {
+            Control::Subscription(channel, true) => {
+                self.wanted.insert(channel.clone());
+            }
+            Control::Subscription(channel, false) => {
+                self.wanted.remove(channel);
+            }
+            Control::Present { room, id, info } => {
+                let members = self.present.entry(room.clone()).or_default();
+                members.insert(id.clone(), info.clone());
+            }
+            Control::Absent { room, id } => {
+                if let Some(members) = self.present.get_mut(room) {
+                    members.remove(id);
+                    if members.is_empty() {
+                        self.present.remove(room);
+                    }
+                }
+                self.gone.push((room.clone(), id.clone()));
+            }
+            Control::Read { .. } => {}
         }
     }
 
-    /// Connects, picks the flavour, and subscribes to every wanted channel.
+    fn keys(&self, room: &str) -> (String, String) {
+        let set = format!("{{{}:presence:{room}}}", self.prefix);
+        let info = format!("{set}:info");
+        (set, info)
+    }
+
+    /// Connects, picks the flavour, subscribes to every wanted channel and
+    /// records presence again.
     async fn connect(
         &mut self,
     ) -> redis::RedisResult<(
@@ -281,13 +415,140 @@ impl Task {
             PLAIN
         };
         // What changed while disconnected is in `wanted` once drained.
-        while let Ok(change) = self.changes.try_recv() {
-            self.note(change);
+        while let Ok(control) = self.changes.try_recv() {
+            match control {
+                Control::Read { reply, .. } => {
+                    let _ = reply.send(None);
+                }
+                control => self.note(&control),
+            }
         }
         for channel in &self.wanted {
             subscribe_like(&mut conn, flavour.subscribe, channel).await?;
         }
+        self.refresh(&mut conn).await?;
         Ok((conn, pushes, flavour))
+    }
+
+    /// Removes who left while Redis was away, and moves the expiry of
+    /// every member here one TTL ahead.
+    async fn refresh(
+        &mut self,
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> redis::RedisResult<()> {
+        if self.gone.is_empty() && self.present.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (room, id) in &self.gone {
+            let (set, info) = self.keys(room);
+            pipe.cmd("ZREM").arg(&set).arg(id).ignore();
+            pipe.cmd("HDEL").arg(&info).arg(id).ignore();
+        }
+        let expiry = now_ms() + ttl_ms(self.ttl);
+        for (room, members) in &self.present {
+            let (set, info) = self.keys(room);
+            let zadd = pipe.cmd("ZADD").arg(&set);
+            for id in members.keys() {
+                zadd.arg(expiry).arg(id);
+            }
+            zadd.ignore();
+            let hset = pipe.cmd("HSET").arg(&info);
+            for (id, text) in members {
+                hset.arg(id).arg(text);
+            }
+            hset.ignore();
+            // The keys outlive their last refresher by at most two TTLs.
+            for key in [&set, &info] {
+                pipe.cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(2 * ttl_ms(self.ttl))
+                    .ignore();
+            }
+        }
+        pipe.exec_async(conn).await?;
+        self.gone.clear();
+        Ok(())
+    }
+
+    /// Runs one control request against Redis.
+    async fn control(
+        &mut self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        flavour: Flavour,
+        control: Control,
+    ) -> redis::RedisResult<()> {
+        match control {
+            Control::Subscription(channel, on) => {
+                let command = if on {
+                    flavour.subscribe
+                } else {
+                    flavour.unsubscribe
+                };
+                self.note(&Control::Subscription(channel.clone(), on));
+                subscribe_like(conn, command, &channel).await
+            }
+            Control::Present { room, id, info } => {
+                let (set, key) = self.keys(&room);
+                let ttl = ttl_ms(self.ttl);
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZADD")
+                    .arg(&set)
+                    .arg(now_ms() + ttl)
+                    .arg(&id)
+                    .ignore();
+                pipe.cmd("HSET").arg(&key).arg(&id).arg(&info).ignore();
+                pipe.cmd("PEXPIRE").arg(&set).arg(2 * ttl).ignore();
+                pipe.cmd("PEXPIRE").arg(&key).arg(2 * ttl).ignore();
+                self.note(&Control::Present { room, id, info });
+                pipe.exec_async(conn).await
+            }
+            Control::Absent { room, id } => {
+                let (set, key) = self.keys(&room);
+                self.note(&Control::Absent {
+                    room: room.clone(),
+                    id: id.clone(),
+                });
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZREM").arg(&set).arg(&id).ignore();
+                pipe.cmd("HDEL").arg(&key).arg(&id).ignore();
+                pipe.exec_async(conn).await?;
+                self.gone.retain(|(r, i)| (r, i) != (&room, &id));
+                Ok(())
+            }
+            Control::Read { room, reply } => {
+                let (set, key) = self.keys(&room);
+                let read: redis::RedisResult<(Vec<String>, Vec<Option<String>>)> =
+                    redis::cmd("EVAL")
+                        .arg(READ_PRESENCE)
+                        .arg(2)
+                        .arg(&set)
+                        .arg(&key)
+                        .arg(now_ms())
+                        .query_async(conn)
+                        .await;
+                match read {
+                    Ok((ids, infos)) => {
+                        let members = ids
+                            .iter()
+                            .zip(infos)
+                            .filter_map(|(id, info)| {
+                                Some(Present {
+                                    id: id.parse().ok()?,
+                                    info: info.unwrap_or_default(),
+                                })
+                            })
+                            .collect();
+                        let _ = reply.send(Some(members));
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let _ = reply.send(None);
+                        Err(err)
+                    }
+                }
+            }
+        }
     }
 
     async fn serve(
@@ -296,14 +557,19 @@ impl Task {
         mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
         flavour: Flavour,
     ) -> Ended {
+        let mut refresh = tokio::time::interval(self.ttl / 3);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.reset();
         loop {
             tokio::select! {
-                change = self.changes.recv() => {
-                    let Some(change) = change else { return Ended::Done };
-                    let command = if change.1 { flavour.subscribe } else { flavour.unsubscribe };
-                    let channel = change.0.clone();
-                    self.note(change);
-                    if let Err(err) = subscribe_like(&mut conn, command, &channel).await {
+                control = self.changes.recv() => {
+                    let Some(control) = control else { return Ended::Done };
+                    if let Err(err) = self.control(&mut conn, flavour, control).await {
+                        return Ended::Lost(err);
+                    }
+                }
+                _ = refresh.tick() => {
+                    if let Err(err) = self.refresh(&mut conn).await {
                         return Ended::Lost(err);
                     }
                 }
@@ -343,6 +609,10 @@ impl Task {
             }
         }
     }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 4)
 }
 
 fn disconnected() -> redis::RedisError {
