@@ -5,9 +5,8 @@
 //! `cargo run --example chat`, then open the page in two tabs. Options:
 //! `--listen 127.0.0.1:3001` to listen elsewhere, and
 //! `--redis redis://127.0.0.1:6379` (with `--features redis`) to share
-//! rooms with other chat processes on the same Redis: messages and
-//! join/leave notices cross processes; the "online" list shows the people
-//! connected to this process.
+//! rooms with other chat processes on the same Redis: messages, join/leave
+//! notices and the "online" list (the hub's presence) span every process.
 //!
 //! Protocol, JSON text frames. The page sends `{"type":"join","room":..,
 //! "nick":..}` and `{"type":"say","text":..}`; the server sends `welcome`
@@ -16,8 +15,9 @@
 //!
 //! It is written to be copied, so it is careful: only pages it served
 //! itself may connect (same-origin policy; clients that send no `Origin`,
-//! which browsers always do, are let in); nicknames are unique in a room;
-//! names with control or bidirectional-formatting characters are refused;
+//! which browsers always do, are let in); nicknames are unique in a room
+//! (across processes); names with control or bidirectional-formatting
+//! characters are refused;
 //! a connection may join at most 5 times in a burst and once a second after
 //! that; and each room's "online" list goes out at most 4 times a second,
 //! however many joins and leaves happen.
@@ -30,7 +30,7 @@ use http::header;
 use hyperws::extract::State;
 use hyperws::hub::{Connection, ConnectionId, Hub};
 use hyperws::routing::get;
-use hyperws::{Config, Deflate, Message, OriginPolicy, Router, WebSocket, WebSocketUpgrade};
+use hyperws::{Config, Deflate, OriginPolicy, Router, WebSocket, WebSocketUpgrade};
 use serde::{Deserialize, Serialize};
 
 const PAGE: &str = include_str!("page.html");
@@ -172,12 +172,6 @@ impl App {
         lock(&self.people)
     }
 
-    /// The room's "online" list changed: it goes out with the next round
-    /// of [`send_presence`](Self::send_presence).
-    fn presence_changed(&self, room: &str) {
-        lock(&self.dirty).insert(room.to_owned());
-    }
-
     /// Sends the "online" list of every room that changed, every
     /// `PRESENCE_EVERY`: a burst of joins and leaves costs each member one
     /// list per round, not one per change.
@@ -188,42 +182,41 @@ impl App {
             every.tick().await;
             let rooms = std::mem::take(&mut *lock(&self.dirty));
             for room in rooms {
-                self.presence(&room);
+                self.presence(&room).await;
             }
         }
     }
 
-    /// Tells this process's members of `room` who is in it here. Sent to
-    /// each one (`send_to` stays in the process): with `--redis`, every
-    /// process shows its own people.
-    fn presence(&self, room: &str) {
-        let members = self.hub.members(room);
-        let mut nicks: Vec<String> = {
-            let people = self.people();
-            members
-                .iter()
-                .filter_map(|id| people.get(id).map(|p| p.nick.clone()))
-                .collect()
-        };
+    /// Tells this process's members of `room` who is in it, on every
+    /// process (the hub's presence; each process tells its own members,
+    /// as each is told of the joins and leaves).
+    async fn presence(&self, room: &str) {
+        let mut nicks: Vec<String> = self
+            .hub
+            .presence(room)
+            .await
+            .members
+            .into_iter()
+            .map(|m| m.info)
+            .collect();
         nicks.sort();
-        let Ok(json) = serde_json::to_string(&ToPage::Presence { room, nicks }) else {
-            return;
-        };
-        let msg = Message::text(json);
-        for id in members {
-            self.hub.send_to(id, msg.clone());
-        }
+        let _ = self
+            .hub
+            .to(room)
+            .local()
+            .send_json(&ToPage::Presence { room, nicks });
     }
 
-    fn join(&self, conn: &Connection, room: String, nick: String) -> Result<(), String> {
-        {
-            let people = self.people();
-            let taken = people.iter().any(|(id, p)| {
-                *id != conn.id() && p.room == room && p.nick.to_lowercase() == nick.to_lowercase()
-            });
-            if taken {
-                return Err(format!("{nick} is taken in {room}: pick another nickname"));
-            }
+    async fn join(&self, conn: &Connection, room: String, nick: String) -> Result<(), String> {
+        let taken = self
+            .hub
+            .presence(&room)
+            .await
+            .members
+            .iter()
+            .any(|m| m.id != conn.id() && m.info.to_lowercase() == nick.to_lowercase());
+        if taken {
+            return Err(format!("{nick} is taken in {room}: pick another nickname"));
         }
         let previous = self.people().insert(
             conn.id(),
@@ -239,15 +232,16 @@ impl App {
                 room: &previous.room,
                 text,
             });
-            self.presence_changed(&previous.room);
         }
+        // Presence shows the nickname; the hub tells every process with
+        // members in the room, which marks its list as changed.
+        conn.set_info(&nick);
         conn.join(&room);
         let text = format!("{nick} joined");
         let _ = self
             .hub
             .to(&room)
             .send_json(&ToPage::Notice { room: &room, text });
-        self.presence_changed(&room);
         Ok(())
     }
 
@@ -260,7 +254,6 @@ impl App {
                 room: &person.room,
                 text,
             });
-            self.presence_changed(&person.room);
         }
     }
 }
@@ -292,7 +285,7 @@ async fn session(app: App, socket: WebSocket) {
                     error("too many joins: wait a second");
                     continue;
                 }
-                if let Err(why) = app.join(&conn, room, nick) {
+                if let Err(why) = app.join(&conn, room, nick).await {
                     error(&why);
                 }
             }
@@ -350,13 +343,20 @@ async fn main() -> std::io::Result<()> {
             }
         }
     }
+    // Every room keeps presence; a join or leave anywhere marks the room's
+    // "online" list as changed here.
+    let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let marks = dirty.clone();
+    let builder = Hub::builder()
+        .presence(|_| true)
+        .on_presence(move |_, event| {
+            lock(&marks).insert(event.room.clone());
+        });
     let hub = match redis {
-        None => Hub::new(),
+        None => builder.build(),
         #[cfg(feature = "redis")]
         Some(url) => match hyperws::hub::backplane::Redis::new(&url) {
-            Ok(redis) => Hub::builder()
-                .backplane(redis.prefix("hyperws-chat"))
-                .build(),
+            Ok(redis) => builder.backplane(redis.prefix("hyperws-chat")).build(),
             Err(err) => {
                 // The error says what failed; its source says why.
                 match std::error::Error::source(&err) {
@@ -375,7 +375,7 @@ async fn main() -> std::io::Result<()> {
     let state = App {
         hub,
         people: Arc::default(),
-        dirty: Arc::default(),
+        dirty,
     };
     tokio::spawn(state.clone().send_presence());
     // Only pages served here may connect; messages are small. Compression

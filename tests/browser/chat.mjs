@@ -1,13 +1,16 @@
 // Headless Chromium opens the chat page twice, sends a message from one
-// tab, and checks that the other shows it, with presence and notices.
+// tab, and checks that the other shows it, with presence and notices. With
+// a second URL (another chat process on the same Redis), the second
+// visitor opens that one: the same checks then hold across processes.
 //
-// Usage: node chat.mjs http://127.0.0.1:PORT [screenshot.png]
+// Usage: node chat.mjs http://127.0.0.1:PORT [http://127.0.0.1:OTHER|""] [screenshot.png]
 import { launch, Tally } from "./harness.mjs";
 
 const base = process.argv[2];
-const shot = process.argv[3];
+const other = process.argv[3] || base;
+const shot = process.argv[4];
 if (!base) {
-  console.error("usage: node chat.mjs http://127.0.0.1:PORT [screenshot.png]");
+  console.error("usage: node chat.mjs http://127.0.0.1:PORT [OTHER_URL] [screenshot.png]");
   process.exit(2);
 }
 
@@ -19,9 +22,9 @@ try {
   // Two separate contexts: two visitors, not two tabs of one.
   const ada = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();
-  for (const page of [ada, bob]) {
+  for (const [page, url] of [[ada, base], [bob, other]]) {
     page.setDefaultTimeout(10_000);
-    await page.goto(base);
+    await page.goto(url);
     await page.waitForSelector("#status:text('connected')");
   }
 

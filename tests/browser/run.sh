@@ -1,39 +1,60 @@
 #!/usr/bin/env bash
 # Runs the chat demo on a loopback port and drives it with headless Chromium;
+# then two chat processes sharing one redis-server, with a visitor on each;
 # then the echo example in both compression modes, against Chromium's
 # permessage-deflate.
-# Needs Debian's chromium (/usr/bin/chromium) and Node; installs
-# playwright-core from the lock file. Screenshot: <target dir>/chat.png.
+# Needs Debian's chromium (/usr/bin/chromium), redis-server and Node;
+# installs playwright-core from the lock file. Screenshot: <target dir>/chat.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo build --quiet --example chat --example echo
+cargo build --quiet --features redis --example chat --example echo
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p "$target"
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$target/debug/examples/chat" "127.0.0.1:$port" > "$target/chat-server.log" 2>&1 &
-server=$!
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 pids=()
-trap 'kill $server "${pids[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-listening=no
-for _ in $(seq 1 100); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
-    listening=yes
-    break
-  fi
-  sleep 0.1
-done
-if [ "$listening" != yes ]; then
-  echo "the chat server did not start:" >&2
-  cat "$target/chat-server.log" >&2
+# Waits for a listener on PORT; on failure shows LOG.
+wait_for() {
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1:" >&2
+  cat "$2" >&2
   exit 1
-fi
+}
 
-timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$port" "$target/chat.png"
+port=$(free_port)
+"$target/debug/examples/chat" "127.0.0.1:$port" > "$target/chat-server.log" 2>&1 &
+pids+=($!)
+wait_for "$port" "$target/chat-server.log"
+timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$port" "" "$target/chat.png"
+
+# Two chat processes on one Redis: ada on the first, bob on the second;
+# each sees the other online, messages and notices cross.
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  > "$target/chat-redis.log" 2>&1 &
+pids+=($!)
+wait_for "$redis_port" "$target/chat-redis.log"
+one=$(free_port)
+two=$(free_port)
+for p in "$one" "$two"; do
+  "$target/debug/examples/chat" --listen "127.0.0.1:$p" --redis "redis://127.0.0.1:$redis_port/" \
+    > "$target/chat-server-$p.log" 2>&1 &
+  pids+=($!)
+  wait_for "$p" "$target/chat-server-$p.log"
+done
+timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$one" "http://127.0.0.1:$two"
 
 # The echo example, compressed: dedicated, shared, and dedicated with
 # context takeover.
