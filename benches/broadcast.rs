@@ -26,12 +26,6 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite as ts;
 
 /// CPU time and memory of the server process.
 #[path = "common/proc_stat.rs"]
@@ -48,10 +42,13 @@ fn main() {
 /// Knobs and pinning, shared with the other benches.
 #[path = "common/setup.rs"]
 mod setup;
-use setup::env_or;
 
 #[path = "common/hub_server.rs"]
 mod hub_server;
+
+/// The load and what it measures.
+#[path = "common/fanout.rs"]
+mod fanout;
 
 const SERVERS: [&str; 3] = ["hyperws", "fastwebsockets", "tungstenite"];
 /// Each subscriber's queue (hub and fastwebsockets), and the broadcast
@@ -62,9 +59,11 @@ fn serve(kind: &str, addr: &str) {
     match kind {
         "hyperws" => {
             use hyperws::hub::{Hub, SlowConsumer};
-            let hub = Hub::builder()
-                .queue_capacity(QUEUE)
-                .slow_consumer(SlowConsumer::DropOldest);
+            let hub = || {
+                Hub::builder()
+                    .queue_capacity(QUEUE)
+                    .slow_consumer(SlowConsumer::DropOldest)
+            };
             hub_server::serve(addr, "/ws", hub, hyperws::Config::default());
         }
         other => {
@@ -138,111 +137,11 @@ impl Drop for Server {
 }
 
 async fn run(name: &str, addr: SocketAddr, server: &Server, subscribers: usize) {
-    let secs: f64 = env_or("BENCH_SECS", 3.0);
-    let deliveries: f64 = env_or("BENCH_DELIVERIES", 300_000.0);
-    let rate = (deliveries / subscribers as f64).max(1.0) as u64;
-    let url = format!("ws://{addr}/ws");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "server never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The probe connection above is gone; let the server settle.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_empty = proc_stat::rss_bytes(server.pid());
-
-    let epoch = Instant::now();
-    let delays: Arc<Mutex<Vec<u32>>> = Arc::default();
-    let received = Arc::new(AtomicU64::new(0));
-    // Which window's messages are counted (0: none); each message carries
-    // the window it was sent in.
-    let window = Arc::new(AtomicU8::new(0));
-    let mut tasks = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-            .await
-            .expect("subscriber");
-        ws.send(ts::Message::text("sub")).await.unwrap();
-        let (delays, window, received) = (delays.clone(), window.clone(), received.clone());
-        tasks.push(tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                if let ts::Message::Binary(data) = msg {
-                    let current = window.load(Ordering::Relaxed);
-                    if current != 0 && data.len() >= 9 && data[8] == current {
-                        let sent = u64::from_be_bytes(data[..8].try_into().unwrap());
-                        let now = epoch.elapsed().as_micros() as u64;
-                        let delay = now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
-                        delays.lock().unwrap().push(delay);
-                        received.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    let (mut publisher, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("publisher");
-    publisher.send(ts::Message::text("pub")).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = proc_stat::rss_bytes(server.pid());
-
-    // Warm-up (untagged), then the measured window.
-    publish(&mut publisher, rate, 1.0, epoch, 0).await;
-    delays.lock().unwrap().clear();
-    window.store(1, Ordering::Relaxed);
-    let started = Instant::now();
-    let cpu_before = proc_stat::cpu_seconds(server.pid());
-    let sent = publish(&mut publisher, rate, secs, epoch, 1).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    // Let the last messages arrive.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let cpu = proc_stat::cpu_seconds(server.pid()) - cpu_before;
-    window.store(0, Ordering::Relaxed);
-    let rss_loaded = proc_stat::rss_bytes(server.pid());
-    let mut got = std::mem::take(&mut *delays.lock().unwrap());
-    got.sort_unstable();
-    let pct = |p: f64| {
-        got.get(((got.len() as f64 * p) as usize).min(got.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    let expected = sent * subscribers as u64;
-    let delivered = received.load(Ordering::Relaxed);
-    let per_sub = |rss: u64| rss.saturating_sub(rss_empty) as f64 / 1024.0 / subscribers as f64;
+    let o = fanout::run(&[(addr, server.pid())], &[], subscribers).await;
     println!(
-        "| {subscribers} | {name} | {rate}/s | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} % | {:.1} KiB | {:.1} KiB |",
-        delivered as f64 / elapsed,
-        delivered as f64 / cpu.max(1e-9),
-        f64::from(pct(0.50)) / 1000.0,
-        f64::from(pct(0.99)) / 1000.0,
-        100.0 * expected.saturating_sub(delivered) as f64 / expected.max(1) as f64,
-        per_sub(rss_idle),
-        per_sub(rss_loaded),
+        "| {subscribers} | {name} | {}/s | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} % | {:.1} KiB | {:.1} KiB |",
+        o.rate, o.per_second, o.per_cpu_second, o.p50_ms, o.p99_ms, o.lost_percent, o.rss_idle, o.rss_loaded,
     );
-    for task in tasks {
-        task.abort();
-    }
-}
-
-/// Sends 64-byte binary messages stamped with the send time and `tag`, at
-/// `rate` per second for `secs`; returns how many were sent.
-async fn publish<S>(publisher: &mut S, rate: u64, secs: f64, epoch: Instant, tag: u8) -> u64
-where
-    S: SinkExt<ts::Message> + Unpin,
-{
-    let total = (rate as f64 * secs) as u64;
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let mut payload = vec![0u8; 64];
-        payload[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_be_bytes());
-        payload[8] = tag;
-        if publisher.send(ts::Message::binary(payload)).await.is_err() {
-            return i;
-        }
-    }
-    total
 }
 
 /// The two peers, bench-only code.

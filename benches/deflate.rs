@@ -116,7 +116,7 @@ fn serve_hub(addr: &str, shared: bool) {
     hub_server::serve(
         addr,
         "/",
-        hyperws::hub::Hub::builder().queue_capacity(1024),
+        || hyperws::hub::Hub::builder().queue_capacity(1024),
         config,
     );
 }

@@ -1,28 +1,28 @@
 //! The hub server of the broadcast benches: the connection that sends
-//! "pub" first publishes, and every other message it sends goes to
-//! everyone else through the hub (one tokio worker). Every connection is a
-//! member of one room.
+//! "pub" first publishes, and every other message it sends goes to the
+//! other members of the one room every connection joins, as a chat's
+//! would (one tokio worker). With a backplane, the room spans processes.
 
 use hyperws::hub::HubBuilder;
 use hyperws::{Config, Router, WebSocket};
 
-pub(crate) fn serve(addr: &str, path: &str, hub: HubBuilder, config: Config) {
+/// `hub` is called on the server's runtime (a backplane's task runs there).
+pub(crate) fn serve(addr: &str, path: &str, hub: impl FnOnce() -> HubBuilder, config: Config) {
     let rt = super::setup::server_runtime();
     rt.block_on(async {
-        let hub = hub.build();
+        let hub = hub().build();
         let app: Router = Router::new()
             .websocket(path, move |socket: WebSocket| {
                 let hub = hub.clone();
                 async move {
                     let (conn, mut inbox) = hub.connect(socket);
-                    // Every member in one room, as a chat's would be.
-                    conn.join("all");
+                    conn.join("room");
                     let mut publisher = false;
                     while let Some(Ok(msg)) = inbox.recv().await {
                         if msg.as_text() == Some("pub") {
                             publisher = true;
                         } else if publisher && msg.is_data() {
-                            hub.except(conn.id()).send(msg);
+                            conn.to("room").send(msg);
                         }
                     }
                 }
