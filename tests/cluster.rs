@@ -3,7 +3,7 @@
 //! targets across hubs (rooms as a union, exclusions, `local`), sends to
 //! one connection and disconnects on another hub, and room channels
 //! followed only while a hub has members in the room.
-#![cfg(feature = "router")]
+#![cfg(all(feature = "router", feature = "json"))]
 
 mod common;
 
