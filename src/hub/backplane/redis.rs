@@ -5,8 +5,10 @@
 //! connection). A room's channel is subscribed while the room has members
 //! on this process, so a process receives none of a room's traffic when it
 //! has no member in it. On Redis 7 and later the channels are sharded
-//! (`SPUBLISH`/`SSUBSCRIBE`), which a Redis Cluster spreads over its
-//! shards; before 7, plain `PUBLISH`/`SUBSCRIBE`.
+//! (`SPUBLISH`/`SSUBSCRIBE`, the commands a Redis Cluster spreads over its
+//! shards); before 7, plain `PUBLISH`/`SUBSCRIBE`. The connection goes to
+//! one server: a Redis Cluster (per-shard connections) is not supported
+//! yet.
 //!
 //! Presence lives in two keys per room, `{PREFIX:presence:ROOM}` (a sorted
 //! set of connection ids scored by when they expire) and
