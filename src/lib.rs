@@ -125,6 +125,7 @@ pub mod routing;
 #[cfg(feature = "router")]
 mod serve;
 mod socket;
+pub mod sse;
 #[cfg(feature = "router")]
 pub mod test;
 mod transport;

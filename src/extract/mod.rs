@@ -48,7 +48,7 @@ pub use body::Json;
 pub use body::DEFAULT_BODY_LIMIT;
 pub use path::Path;
 pub(crate) use path::PathParams;
-use rejection::{MissingConnectInfo, MissingExtension, QueryRejection};
+use rejection::{InvalidLastEventId, MissingConnectInfo, MissingExtension, QueryRejection};
 
 /// An HTTP request with this crate's body.
 pub type Request<B = crate::response::Body> = http::Request<B>;
@@ -160,6 +160,26 @@ impl<S: Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for ConnectI
             .get::<Self>()
             .cloned()
             .ok_or(MissingConnectInfo)
+    }
+}
+
+/// The `Last-Event-ID` header: the id of the last event a reconnecting
+/// `EventSource` saw (see [`sse`](crate::sse)). Take it as
+/// `Option<LastEventId>`: a first connection has none. Refused (400) when
+/// the header is there but not text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastEventId(pub String);
+
+impl<S: Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = InvalidLastEventId;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, InvalidLastEventId> {
+        let value = parts
+            .headers
+            .get("last-event-id")
+            .ok_or(InvalidLastEventId)?;
+        let text = std::str::from_utf8(value.as_bytes()).map_err(|_| InvalidLastEventId)?;
+        Ok(Self(text.to_owned()))
     }
 }
 

@@ -24,6 +24,10 @@ pub enum PathRejection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MissingConnectInfo;
 
+/// No `Last-Event-ID` header, or one that is not UTF-8 (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InvalidLastEventId;
+
 /// The [`Extension`](super::Extension) the handler asked for is not in the
 /// request (500).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,20 @@ impl MissingConnectInfo {
     }
 }
 
+impl InvalidLastEventId {
+    /// The HTTP status this rejection answers with: 400.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    /// The one-line reason sent as the body.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        "no valid Last-Event-ID header".to_owned()
+    }
+}
+
 impl MissingExtension {
     /// The HTTP status this rejection answers with: 500.
     #[must_use]
@@ -137,6 +155,7 @@ impl_rejection!(QueryRejection);
 impl_rejection!(PathRejection);
 impl_rejection!(MissingConnectInfo);
 impl_rejection!(MissingExtension);
+impl_rejection!(InvalidLastEventId);
 impl_rejection!(BodyRejection);
 
 #[cfg(test)]

@@ -230,9 +230,15 @@ impl Connection {
             extensions.insert(ConnectInfo(peer));
             extensions.insert(lifecycle.clone());
             let stream = streams.as_ref().map(Streams::open);
+            let shutdown = lifecycle.shutdown.clone();
             let fut = router.dispatch(req.map(crate::response::Body::new));
             Box::pin(async move {
-                let res = fut.await;
+                let mut res = fut.await;
+                // An event stream never ends by itself: it ends when the
+                // server shuts down, so the graceful close can finish.
+                if crate::sse::is_event_stream(&res) {
+                    res = res.map(|body| crate::sse::until_shutdown(body, shutdown));
+                }
                 Ok(match stream {
                     Some(stream) => {
                         res.map(|body| crate::response::Body::new(Held { body, stream }))
