@@ -25,7 +25,6 @@
 //! `hyperws,fastwebsockets,tungstenite`).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 /// CPU time and memory of the server process.
 #[path = "common/proc_stat.rs"]
@@ -49,6 +48,9 @@ mod hub_server;
 /// The load and what it measures.
 #[path = "common/fanout.rs"]
 mod fanout;
+#[path = "common/pinned.rs"]
+mod pinned;
+use pinned::Pinned;
 
 const SERVERS: [&str; 3] = ["hyperws", "fastwebsockets", "tungstenite"];
 /// Each subscriber's queue (hub and fastwebsockets), and the broadcast
@@ -103,40 +105,13 @@ fn orchestrate() {
                 continue;
             }
             let addr: SocketAddr = format!("127.0.0.1:{}", 39210 + i).parse().unwrap();
-            let server = Server::start(name, addr);
+            let server = Pinned::server(&[name, &addr.to_string()]);
             rt.block_on(run(name, addr, &server, n));
         }
     }
 }
 
-struct Server(Child);
-
-impl Server {
-    fn start(name: &str, addr: SocketAddr) -> Self {
-        let child = Command::new("taskset")
-            .args(["-c", "0"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["serve", name, &addr.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start server");
-        Self(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn run(name: &str, addr: SocketAddr, server: &Server, subscribers: usize) {
+async fn run(name: &str, addr: SocketAddr, server: &Pinned, subscribers: usize) {
     let o = fanout::run(&[(addr, server.pid())], &[], subscribers).await;
     println!(
         "| {subscribers} | {name} | {}/s | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} % | {:.1} KiB | {:.1} KiB |",

@@ -20,10 +20,12 @@
 //! 100000 per second), `BENCH_SECS` (default 3).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 #[path = "common/fanout.rs"]
 mod fanout;
+#[path = "common/pinned.rs"]
+mod pinned;
+use pinned::Pinned;
 #[path = "common/hub_server.rs"]
 mod hub_server;
 #[path = "common/proc_stat.rs"]
@@ -54,39 +56,12 @@ fn serve(addr: &str, redis: Option<&str>) {
     hub_server::serve(addr, "/ws", hub, hyperws::Config::default());
 }
 
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn pinned(core: &str, program: &str, args: &[&str]) -> Self {
-        let child = Command::new("taskset")
-            .args(["-c", core, program])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {program}: {err}"));
-        Self(child)
-    }
-
-    fn server(addr: SocketAddr, redis: Option<&str>) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let addr = addr.to_string();
-        let mut args = vec!["serve", addr.as_str()];
-        args.extend(redis);
-        Self::pinned("0", exe.to_str().unwrap(), &args)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A hub server on `addr`, on Redis at `redis` if given.
+fn server(addr: SocketAddr, redis: Option<&str>) -> Pinned {
+    let addr = addr.to_string();
+    let mut args = vec![addr.as_str()];
+    args.extend(redis);
+    Pinned::server(&args)
 }
 
 fn free_addr() -> SocketAddr {
@@ -104,7 +79,7 @@ fn orchestrate() {
     }
     let redis_addr = free_addr();
     let port = redis_addr.port().to_string();
-    let _redis = Proc::pinned(
+    let _redis = Pinned::start(
         "1",
         "redis-server",
         &[
@@ -135,14 +110,14 @@ fn orchestrate() {
     };
     {
         let addr = free_addr();
-        let one = Proc::server(addr, None);
+        let one = server(addr, None);
         let o = rt.block_on(fanout::run(&[(addr, one.pid())], &[], subscribers));
         row("one process", &o, "-");
     }
     {
         let (a, b, c) = (free_addr(), free_addr(), free_addr());
-        let (pa, pb) = (Proc::server(a, Some(&url)), Proc::server(b, Some(&url)));
-        let idle = Proc::server(c, Some(&url));
+        let (pa, pb) = (server(a, Some(&url)), server(b, Some(&url)));
+        let idle = server(c, Some(&url));
         rt.block_on(fanout::until_listening(c));
         let servers = [(a, pa.pid()), (b, pb.pid())];
         let o = rt.block_on(fanout::run(&servers, &[idle.pid()], subscribers));
