@@ -25,7 +25,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 ///     "event: message\nid: 42\nretry: 3000\ndata: first line\ndata: second line\n\n"
 /// );
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct Event {
     event: Option<String>,
@@ -33,18 +33,6 @@ pub struct Event {
     retry: Option<Duration>,
     data: Option<String>,
     comment: Option<String>,
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("event", &self.event)
-            .field("id", &self.id)
-            .field("retry", &self.retry)
-            .field("data", &self.data)
-            .field("comment", &self.comment)
-            .finish()
-    }
 }
 
 /// `true` when `value` can be one field's value: no line break (and, for
@@ -68,8 +56,11 @@ impl Event {
     ///
     /// When `value` cannot be serialized.
     #[cfg(feature = "json")]
-    pub fn json_data<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, crate::Error> {
-        let text = serde_json::to_string(value).map_err(crate::Error::json)?;
+    pub fn json_data<T: serde::Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> Result<Self, crate::error::Error> {
+        let text = serde_json::to_string(value).map_err(crate::error::Error::json)?;
         Ok(self.data(text))
     }
 
