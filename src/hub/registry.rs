@@ -187,25 +187,19 @@ impl Registry {
         // Collect the queues under the lock, push outside it.
         let targets: Vec<Arc<Outbox>> = {
             let members = read(&self.members);
-            let picked = |id: &ConnectionId, member: &Member| {
-                !selector.excludes(*id, |room| member.rooms.contains(room))
+            let pick = |id: &ConnectionId, member: &Member| {
+                let excluded = selector.excludes(*id, |room| member.rooms.contains(room));
+                (!excluded).then(|| member.outbox.clone())
             };
+            let picked = |id: &ConnectionId| members.get(id).and_then(|m| pick(id, m));
             match selector.rooms.as_slice() {
-                [] => members
-                    .iter()
-                    .filter(|(id, m)| picked(id, m))
-                    .map(|(_, m)| m.outbox.clone())
-                    .collect(),
+                [] => members.iter().filter_map(|(id, m)| pick(id, m)).collect(),
                 [room] => {
                     let rooms = read(&self.rooms);
                     let Some(set) = rooms.get(room) else {
                         return 0;
                     };
-                    set.iter()
-                        .filter_map(|id| members.get(id).map(|m| (id, m)))
-                        .filter(|(id, m)| picked(id, m))
-                        .map(|(_, m)| m.outbox.clone())
-                        .collect()
+                    set.iter().filter_map(picked).collect()
                 }
                 several => {
                     // A member of several of the rooms gets it once.
@@ -216,11 +210,7 @@ impl Registry {
                         .flatten()
                         .copied()
                         .collect();
-                    ids.iter()
-                        .filter_map(|id| members.get(id).map(|m| (id, m)))
-                        .filter(|(id, m)| picked(id, m))
-                        .map(|(_, m)| m.outbox.clone())
-                        .collect()
+                    ids.iter().filter_map(picked).collect()
                 }
             }
         };

@@ -129,9 +129,9 @@ where
     fn into_response(self) -> Response {
         let body = SseBody {
             stream: Box::pin(self.stream.map(|item| item.map_err(Into::into))),
-            keep_alive: self.keep_alive.map(|k| {
-                let sleep = Box::pin(tokio::time::sleep(k.interval));
-                (k, sleep)
+            keep_alive: self.keep_alive.map(|keep_alive| Quiet {
+                sleep: Box::pin(tokio::time::sleep(keep_alive.interval)),
+                keep_alive,
             }),
         };
         let mut res = Response::new(Body::new(body));
@@ -151,7 +151,21 @@ type Events = Pin<Box<dyn Stream<Item = Result<Event, BoxError>> + Send>>;
 
 struct SseBody {
     stream: Events,
-    keep_alive: Option<(KeepAlive, Pin<Box<tokio::time::Sleep>>)>,
+    keep_alive: Option<Quiet>,
+}
+
+/// The keep-alive timer: how long the stream has been quiet.
+struct Quiet {
+    keep_alive: KeepAlive,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Quiet {
+    /// Something went out: the quiet interval starts again.
+    fn rearm(&mut self) {
+        let next = tokio::time::Instant::now() + self.keep_alive.interval;
+        self.sleep.as_mut().reset(next);
+    }
 }
 
 impl http_body::Body for SseBody {
@@ -165,22 +179,20 @@ impl http_body::Body for SseBody {
         let this = &mut *self;
         match this.stream.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(event))) => {
-                if let Some((keep_alive, sleep)) = &mut this.keep_alive {
-                    let next = tokio::time::Instant::now() + keep_alive.interval;
-                    sleep.as_mut().reset(next);
+                if let Some(quiet) = &mut this.keep_alive {
+                    quiet.rearm();
                 }
                 Poll::Ready(Some(Ok(Frame::data(event.encode()))))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let Some((keep_alive, sleep)) = &mut this.keep_alive else {
+                let Some(quiet) = &mut this.keep_alive else {
                     return Poll::Pending;
                 };
-                ready!(sleep.as_mut().poll(cx));
-                let next = tokio::time::Instant::now() + keep_alive.interval;
-                sleep.as_mut().reset(next);
-                Poll::Ready(Some(Ok(Frame::data(keep_alive.comment.clone()))))
+                ready!(quiet.sleep.as_mut().poll(cx));
+                quiet.rearm();
+                Poll::Ready(Some(Ok(Frame::data(quiet.keep_alive.comment.clone()))))
             }
         }
     }
