@@ -49,6 +49,8 @@ enum Kind {
     Backplane,
     /// A message could not be (de)serialized as JSON.
     Json,
+    /// A send could not be recorded in a room's history.
+    History,
 }
 
 impl Error {
@@ -82,6 +84,10 @@ impl Error {
     #[cfg(feature = "redis")]
     pub(crate) fn backplane_runtime(err: tokio::runtime::TryCurrentError) -> Self {
         Self::new(Kind::Backplane, err)
+    }
+
+    pub(crate) fn history(why: &'static str) -> Self {
+        Self::new(Kind::History, why)
     }
 
     pub(crate) fn slow_consumer(code: u16) -> Self {
@@ -206,6 +212,14 @@ impl Error {
         self.kind() == Kind::Backplane
     }
 
+    /// A send could not be recorded in a room's history: it did not name
+    /// exactly one room, or the hub keeps no history for that room (the
+    /// [`source`](std::error::Error::source) says which). Nothing was sent.
+    #[must_use]
+    pub fn is_history(&self) -> bool {
+        self.kind() == Kind::History
+    }
+
     /// The close frame the server sends its peer when this error ends the
     /// connection: 1002 for a protocol error, 1007 for invalid UTF-8, 1009
     /// for a message too large, 1011 for a keepalive timeout, the policy's
@@ -249,6 +263,7 @@ impl Error {
             Kind::SlowConsumer(_) => "slow consumer: the connection's queue overflowed",
             Kind::Backplane => "hub backplane configuration",
             Kind::Json => "invalid JSON message",
+            Kind::History => "not recorded in the room's history",
         }
     }
 }
@@ -319,6 +334,7 @@ mod tests {
             Kind::Io,
             Kind::Upgrade,
             Kind::Json,
+            Kind::History,
             Kind::WriteBufferFull,
         ] {
             assert_eq!(code(Error::from_parts(quiet, None)), None);

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
 use super::target::Target;
-use super::Hub;
+use super::{Hub, Position, Resumed};
 use crate::error::Error;
 use crate::message::Message;
 use crate::socket::WebSocketReceiver;
@@ -21,14 +21,19 @@ use crate::socket::WebSocketReceiver;
 pub struct NodeId(pub(crate) u64);
 
 impl NodeId {
-    /// A fresh random id (SipHash keys are random per process, and each
-    /// `RandomState` draws new ones).
+    /// A fresh random id.
     pub(crate) fn random() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        Self(hasher.finish())
+        Self(random_u64())
     }
+}
+
+/// A random number, different at every call: SipHash keys are random per
+/// process, each `RandomState` draws new ones, and the counter differs.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }
 
 impl fmt::Display for NodeId {
@@ -160,6 +165,13 @@ impl Connection {
     /// Joins a room; `false` if already in or gone.
     pub fn join(&self, room: &str) -> bool {
         self.hub.join(self.id, room)
+    }
+
+    /// Joins a room and queues what its history holds after `since` ahead
+    /// of any live message, so that the client resumes where it left off;
+    /// see [`Hub::join_since`].
+    pub async fn join_since(&self, room: &str, since: Option<Position>) -> Resumed {
+        self.hub.join_since(self.id, room, since).await
     }
 
     /// Leaves a room; `false` if not in.

@@ -35,9 +35,11 @@
 
 pub mod backplane;
 mod connection;
+mod history;
 mod membership;
 mod outbox;
 mod presence;
+mod recorded;
 mod registry;
 mod target;
 mod writer;
@@ -49,6 +51,7 @@ use crate::message::{CloseFrame, Message};
 use crate::socket::WebSocket;
 use backplane::{Backplane, Channel, Inbound};
 pub use connection::{Connection, ConnectionId, Inbox, InvalidConnectionId, NodeId};
+pub use history::{Gap, History, InvalidPosition, Position, Recorded, Replay, Resumed};
 pub use outbox::SlowConsumer;
 use outbox::{Outbox, Parked};
 pub use presence::{PresenceChange, PresenceEvent, PresenceList, Present, MAX_INFO};
@@ -74,6 +77,7 @@ pub(crate) struct Inner {
     backplane: Option<Arc<dyn Backplane>>,
     presence: Option<presence::Covers>,
     on_presence: Option<presence::OnPresence>,
+    history: Option<history::Local>,
 }
 
 impl fmt::Debug for Hub {
@@ -84,6 +88,10 @@ impl fmt::Debug for Hub {
             .field("queue_capacity", &self.inner.queue_capacity)
             .field("slow_consumer", &self.inner.slow_consumer)
             .field("backplane", &self.inner.backplane.is_some())
+            .field(
+                "history",
+                &self.inner.history.as_ref().map(|h| h.settings()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +110,7 @@ pub struct HubBuilder {
     backplane: Option<Arc<dyn Backplane>>,
     presence: Option<presence::Covers>,
     on_presence: Option<presence::OnPresence>,
+    history: Option<History>,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -110,7 +119,8 @@ impl fmt::Debug for HubBuilder {
             .field("queue_capacity", &self.queue_capacity)
             .field("slow_consumer", &self.slow_consumer)
             .field("backplane", &self.backplane.is_some())
-            .finish()
+            .field("history", &self.history)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,6 +188,17 @@ impl HubBuilder {
         self
     }
 
+    /// Keeps the last messages of the rooms `history` covers, for late
+    /// joiners and for clients that reconnect: sends made with
+    /// [`Target::record`] get a [`Position`], [`Hub::history`] reads what
+    /// came after one, and [`Hub::join_since`] joins with a replay. The
+    /// history is kept in this process (see `docs/realtime.md` for its
+    /// memory per message).
+    pub fn history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
+    }
+
     /// The hub; its backplane, if any, is attached and subscribed here.
     pub fn build(self) -> Hub {
         let node = NodeId::random();
@@ -207,6 +228,7 @@ impl HubBuilder {
                 backplane,
                 presence: self.presence,
                 on_presence: self.on_presence,
+                history: self.history.map(history::Local::new),
             }
         });
         Hub { inner }
@@ -229,6 +251,7 @@ impl Hub {
             backplane: None,
             presence: None,
             on_presence: None,
+            history: None,
         }
     }
 

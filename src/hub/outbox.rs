@@ -189,6 +189,23 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a replay of `msgs` (oldest first) ahead of anything pushed
+    /// later, in at most half the queue, so that the live messages that
+    /// follow find room: the oldest are left out when it is longer.
+    /// Returns how many were left out.
+    pub(crate) fn push_replay(self: &Arc<Self>, msgs: Vec<Message>) -> Result<usize, Refused> {
+        let mut state = self.lock();
+        if state.finished || state.overflowed {
+            return Err(Refused::Closed);
+        }
+        let room = (self.capacity / 2).min(self.capacity.saturating_sub(state.queue.len()));
+        let left_out = msgs.len().saturating_sub(room);
+        state.queue.extend(msgs.into_iter().skip(left_out));
+        let work = !state.queue.is_empty();
+        self.start_writer(state, work);
+        Ok(left_out)
+    }
+
     /// The writer's next step; `parked` is the sending half it holds, if
     /// it holds it (it hands it back with each batch sent).
     pub(crate) fn next(&self, parked: Option<Box<Parked>>) -> Option<Next> {
@@ -283,6 +300,23 @@ mod tests {
     fn queued(outbox: &Outbox) -> Vec<Message> {
         let mut state = outbox.lock();
         std::mem::take(&mut state.queue).into_iter().collect()
+    }
+
+    #[test]
+    fn a_replay_takes_at_most_half_the_queue_and_leaves_out_its_oldest() {
+        let outbox = Arc::new(Outbox::new(8, SlowConsumer::default()));
+        let replay = |n: usize| (1..=n).map(|i| Message::text(i.to_string())).collect();
+        // Half the queue: 4 fit, the oldest of 5 is left out.
+        assert_eq!(outbox.push_replay(replay(4)), Ok(0));
+        assert_eq!(queued(&outbox).len(), 4);
+        assert_eq!(outbox.push_replay(replay(5)), Ok(1));
+        assert_eq!(queued(&outbox), ["2", "3", "4", "5"].map(Message::text));
+        // With 6 queued, 2 slots are left.
+        for i in 0..6 {
+            outbox.push(Message::text(format!("live {i}"))).unwrap();
+        }
+        assert_eq!(outbox.push_replay(replay(3)), Ok(1));
+        assert_eq!(queued(&outbox).len(), 8);
     }
 
     #[test]

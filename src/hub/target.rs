@@ -6,11 +6,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-#[cfg(feature = "json")]
 use crate::error::Error;
 use crate::message::Message;
 
-use super::{ConnectionId, Hub};
+use super::{ConnectionId, Hub, Position};
 
 /// Which members a message is for: those of any of `rooms` (every member
 /// when there is none), but not the `except` ones, nor the members of any
@@ -119,6 +118,36 @@ impl Target {
     /// [`local`](Self::local).
     pub fn send(self, msg: impl Into<Message>) -> usize {
         self.hub.deliver(msg.into(), &self.selector, self.local)
+    }
+
+    /// Sends `msg` to the target's one room and records it in the room's
+    /// [history](super::HubBuilder::history), at the position this returns.
+    /// Members receive the room's recorded messages in the order of their
+    /// positions, as [`render`](super::History::render) makes them. The
+    /// target's exclusions apply to this send, not to later replays.
+    ///
+    /// # Errors
+    ///
+    /// [`is_history`](Error::is_history) when the target does not name
+    /// exactly one room, or the hub keeps no history for it; nothing is
+    /// sent then.
+    ///
+    /// ```
+    /// use hyperws::hub::{History, Hub};
+    ///
+    /// # async fn run() -> Result<(), hyperws::Error> {
+    /// let hub = Hub::builder().history(History::new()).build();
+    /// let first = hub.to("lobby").record("hello").await?;
+    /// let second = hub.to("lobby").record("again").await?;
+    /// assert_eq!(second.offset(), first.offset() + 1);
+    /// let replay = hub.history("lobby", Some(first)).await;
+    /// assert_eq!(replay.messages.len(), 1);
+    /// assert!(replay.gap.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn record(self, msg: impl Into<Message>) -> Result<Position, Error> {
+        self.hub.record(msg.into(), &self.selector, self.local)
     }
 
     /// Serializes `value` once, as a text message, and sends it.

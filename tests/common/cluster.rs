@@ -7,7 +7,12 @@
 //! - `info TEXT`: sets its presence info, answered `info set` (or
 //!   `info refused`, past `MAX_INFO`);
 //! - `say ROOM TEXT`: `TEXT` to the other members of `ROOM`
-//!   (`Connection::to`), answered `said`.
+//!   (`Connection::to`), answered `said`;
+//! - `resume ROOM [POSITION]`: joins `ROOM` with a replay of its history
+//!   after `POSITION` (`join_since`), answered, after the replay,
+//!   `resumed REPLAYED GAP` (`GAP` is `none` or the `Gap`'s name);
+//! - `record ROOM TEXT`: `TEXT` to every member of `ROOM`, recorded in its
+//!   history, answered `recorded POSITION` (or `not recorded`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,6 +53,21 @@ pub async fn instance(hub: Hub) -> SocketAddr {
                 {
                     conn.to(room).send(Message::text(said));
                     "said".to_owned()
+                } else if let Some(args) = text.strip_prefix("resume ") {
+                    let (room, since) = match args.split_once(' ') {
+                        Some((room, since)) => (room, since.parse().ok()),
+                        None => (args, None),
+                    };
+                    let resumed = conn.join_since(room, since).await;
+                    let gap = resumed.gap.map_or("none".to_owned(), |g| format!("{g:?}"));
+                    format!("resumed {} {gap}", resumed.replayed)
+                } else if let Some((room, said)) =
+                    text.strip_prefix("record ").and_then(|t| t.split_once(' '))
+                {
+                    match hub.to(room).record(Message::text(said)).await {
+                        Ok(position) => format!("recorded {position}"),
+                        Err(_) => "not recorded".to_owned(),
+                    }
                 } else {
                     continue;
                 };
