@@ -41,6 +41,7 @@ mod outbox;
 mod presence;
 mod recorded;
 mod registry;
+mod subscription;
 mod target;
 mod writer;
 
@@ -56,6 +57,7 @@ pub use outbox::SlowConsumer;
 use outbox::{Outbox, Parked};
 pub use presence::{PresenceChange, PresenceEvent, PresenceList, Present, MAX_INFO};
 use registry::Registry;
+pub use subscription::{Delivery, Subscription};
 use target::Selector;
 pub use target::Target;
 
@@ -392,6 +394,18 @@ impl Hub {
     /// Delivers here, and (unless `local`) through the backplane: once on
     /// the channel of all, or once per room on the room's channel.
     fn deliver(&self, msg: Message, selector: &Selector, local: bool) -> usize {
+        self.deliver_at(msg, None, selector, local)
+    }
+
+    /// [`deliver`](Self::deliver), with the position of a recorded message
+    /// (for this process's members: it does not cross the backplane).
+    fn deliver_at(
+        &self,
+        msg: Message,
+        position: Option<Position>,
+        selector: &Selector,
+        local: bool,
+    ) -> usize {
         if let (Some(backplane), false) = (&self.inner.backplane, local) {
             let node = self.inner.node;
             if selector.rooms.is_empty() {
@@ -408,6 +422,10 @@ impl Hub {
                 }
             }
         }
-        self.inner.registry.deliver(msg, selector)
+        let queued = outbox::Queued {
+            message: msg,
+            position,
+        };
+        self.inner.registry.deliver(queued, selector)
     }
 }

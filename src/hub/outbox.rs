@@ -1,17 +1,45 @@
 //! A connection's bounded queue of outgoing messages, what happens when its
-//! reader is too slow to empty it, and the sending half while no writer
-//! task runs.
+//! reader is too slow to empty it, and who empties it: a writer task that
+//! runs while there is something to send, holding the WebSocket's sending
+//! half (parked here meanwhile), or a stream that pulls (an SSE member).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
+use super::history::{Position, Recorded};
 use crate::message::{CloseFrame, Message};
 use crate::socket::WebSocketSender;
+
+/// A queued message, with its history position when it was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Queued {
+    pub(crate) message: Message,
+    pub(crate) position: Option<Position>,
+}
+
+impl From<Message> for Queued {
+    fn from(message: Message) -> Self {
+        Self {
+            message,
+            position: None,
+        }
+    }
+}
+
+impl From<Recorded> for Queued {
+    fn from(recorded: Recorded) -> Self {
+        Self {
+            message: recorded.message,
+            position: Some(recorded.position),
+        }
+    }
+}
 
 /// What to do with a connection whose queue is full when a message for it
 /// arrives.
@@ -74,9 +102,11 @@ impl Parked {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Message>,
+    queue: VecDeque<Queued>,
     /// The sending half, while no writer task has it.
     parked: Option<Box<Parked>>,
+    /// The stream that pulls from the queue, waiting for work.
+    puller: Option<Waker>,
     /// A writer task is running (or about to).
     running: bool,
     /// The reader has gone: the writer sends what is queued, then 1000
@@ -89,10 +119,20 @@ struct State {
     overflowed: bool,
 }
 
+/// What a pulling stream gets.
+pub(crate) enum Pulled {
+    /// The whole queue, taken at once.
+    Batch(VecDeque<Queued>),
+    /// The queue overflowed under the policy that closes, with its code.
+    Overflow(u16),
+    /// Disconnected, or shutting down, with nothing left queued.
+    End,
+}
+
 /// What the writer is to do next.
 pub(crate) enum Next {
     /// Send these (the whole queue, taken at once).
-    Send(VecDeque<Message>, Box<Parked>),
+    Send(VecDeque<Queued>, Box<Parked>),
     /// Nothing queued: the sending half is parked and the writer ends.
     Idle,
     /// Close with this frame: the reader has gone (1000) or the server is
@@ -150,7 +190,15 @@ impl Outbox {
     /// Starts a writer task if there is work for one and none runs; takes
     /// the lock's guard so that the check and the start are one step.
     fn start_writer(self: &Arc<Self>, mut state: std::sync::MutexGuard<'_, State>, work: bool) {
-        if !work || state.running {
+        if !work {
+            return;
+        }
+        if let Some(puller) = state.puller.take() {
+            drop(state);
+            puller.wake();
+            return;
+        }
+        if state.running {
             return;
         }
         let Some(parked) = state.parked.as_ref() else {
@@ -164,7 +212,8 @@ impl Outbox {
     }
 
     /// Queues `msg` (and starts the writer if it is idle).
-    pub(crate) fn push(self: &Arc<Self>, msg: Message) -> Result<(), Refused> {
+    pub(crate) fn push(self: &Arc<Self>, msg: impl Into<Queued>) -> Result<(), Refused> {
+        let msg = msg.into();
         let mut state = self.lock();
         if state.finished || state.overflowed {
             return Err(Refused::Closed);
@@ -193,14 +242,16 @@ impl Outbox {
     /// later, in at most half the queue, so that the live messages that
     /// follow find room: the oldest are left out when it is longer.
     /// Returns how many were left out.
-    pub(crate) fn push_replay(self: &Arc<Self>, msgs: Vec<Message>) -> Result<usize, Refused> {
+    pub(crate) fn push_replay(self: &Arc<Self>, msgs: Vec<Recorded>) -> Result<usize, Refused> {
         let mut state = self.lock();
         if state.finished || state.overflowed {
             return Err(Refused::Closed);
         }
         let room = (self.capacity / 2).min(self.capacity.saturating_sub(state.queue.len()));
         let left_out = msgs.len().saturating_sub(room);
-        state.queue.extend(msgs.into_iter().skip(left_out));
+        state
+            .queue
+            .extend(msgs.into_iter().skip(left_out).map(Queued::from));
         let work = !state.queue.is_empty();
         self.start_writer(state, work);
         Ok(left_out)
@@ -241,6 +292,26 @@ impl Outbox {
         }
         state.running = false;
         Some(Next::Idle)
+    }
+
+    /// For a stream that empties the queue itself: the whole queue, or how
+    /// it ended, or `Pending` (woken by the next push or ending).
+    pub(crate) fn poll_pull(&self, cx: &mut Context<'_>) -> Poll<Pulled> {
+        let mut state = self.lock();
+        if state.overflowed {
+            return Poll::Ready(match self.policy {
+                SlowConsumer::Close(code) => Pulled::Overflow(code),
+                SlowConsumer::DropOldest => Pulled::End,
+            });
+        }
+        if !state.queue.is_empty() {
+            return Poll::Ready(Pulled::Batch(std::mem::take(&mut state.queue)));
+        }
+        if state.finished || state.shutting_down {
+            return Poll::Ready(Pulled::End);
+        }
+        state.puller = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// Resolves once the queue has overflowed under the closing policy.
@@ -299,13 +370,21 @@ mod tests {
     /// queue logic alone): `None` where a writer would be given work.
     fn queued(outbox: &Outbox) -> Vec<Message> {
         let mut state = outbox.lock();
-        std::mem::take(&mut state.queue).into_iter().collect()
+        let queue = std::mem::take(&mut state.queue);
+        queue.into_iter().map(|q| q.message).collect()
     }
 
     #[test]
     fn a_replay_takes_at_most_half_the_queue_and_leaves_out_its_oldest() {
         let outbox = Arc::new(Outbox::new(8, SlowConsumer::default()));
-        let replay = |n: usize| (1..=n).map(|i| Message::text(i.to_string())).collect();
+        let replay = |n: u64| {
+            (1..=n)
+                .map(|i| Recorded {
+                    position: Position::new(7, i),
+                    message: Message::text(i.to_string()),
+                })
+                .collect()
+        };
         // Half the queue: 4 fit, the oldest of 5 is left out.
         assert_eq!(outbox.push_replay(replay(4)), Ok(0));
         assert_eq!(queued(&outbox).len(), 4);

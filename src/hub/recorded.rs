@@ -23,8 +23,8 @@ impl Hub {
         let store = self
             .history_of(room)
             .ok_or_else(|| Error::history("the hub keeps no history for this room"))?;
-        Ok(store.record(room, msg, |msg| {
-            self.deliver(msg, selector, local);
+        Ok(store.record(room, msg, |msg, position| {
+            self.deliver_at(msg, Some(position), selector, local);
         }))
     }
 
@@ -82,8 +82,7 @@ impl Hub {
                 return not_joined;
             }
             let total = replay.messages.len();
-            let messages = replay.messages.into_iter().map(|r| r.message).collect();
-            match outbox.push_replay(messages) {
+            match outbox.push_replay(replay.messages) {
                 Ok(0) => Resumed {
                     replayed: total,
                     gap: replay.gap,

@@ -5,10 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::outbox::{Outbox, Refused};
+use super::outbox::{Outbox, Queued, Refused};
 use super::target::Selector;
 use super::ConnectionId;
-use crate::message::Message;
 
 /// Told `(room, true)` when a room gets its first member on this process
 /// and `(room, false)` when it loses its last; called under the rooms'
@@ -183,7 +182,7 @@ impl Registry {
 
     /// Queues `msg` for this process's members that `selector` picks;
     /// returns how many queued it.
-    pub(crate) fn deliver(&self, msg: Message, selector: &Selector) -> usize {
+    pub(crate) fn deliver(&self, msg: Queued, selector: &Selector) -> usize {
         // Collect the queues under the lock, push outside it.
         let targets: Vec<Arc<Outbox>> = {
             let members = read(&self.members);

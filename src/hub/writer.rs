@@ -44,8 +44,8 @@ async fn run(outbox: Arc<Outbox>) {
             Next::Idle => return,
             Next::Send(batch, mut parked) => {
                 let send = async {
-                    for msg in batch {
-                        parked.tx.feed(msg).await?;
+                    for queued in batch {
+                        parked.tx.feed(queued.message).await?;
                     }
                     SinkExt::flush(&mut parked.tx).await
                 };

@@ -17,6 +17,7 @@ use hyper::server::conn::http2;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use super::sniff::{protocol_of, sniff, Sniffed};
 use crate::extract::ConnectInfo;
@@ -33,6 +34,7 @@ pub(super) struct ConnLimits {
     pub(super) idle_timeout: Option<Duration>,
     pub(super) keep_alive: Option<Duration>,
     pub(super) nodelay: bool,
+    pub(super) event_stream_stall: Option<Duration>,
 }
 
 impl Default for ConnLimits {
@@ -43,6 +45,7 @@ impl Default for ConnLimits {
             idle_timeout: Some(Duration::from_secs(30)),
             keep_alive: Some(Duration::from_secs(20)),
             nodelay: true,
+            event_stream_stall: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -144,7 +147,8 @@ impl Connection {
                 return Ok(());
             }
         }
-        let service = self.service(None);
+        let abort = CancellationToken::new();
+        let service = self.service(None, &abort);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
@@ -155,8 +159,12 @@ impl Connection {
         tokio::select! {
             res = conn.as_mut() => return Ok(res?),
             () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            () = abort.cancelled() => return Ok(()),
         }
-        Ok(conn.await?)
+        tokio::select! {
+            res = conn => Ok(res?),
+            () = abort.cancelled() => Ok(()),
+        }
     }
 
     /// Serves HTTP/2 on `io` until it ends, goes idle or the server shuts
@@ -169,7 +177,8 @@ impl Connection {
         let limits = self.limits;
         let shutdown = self.lifecycle.shutdown.clone();
         let streams = Arc::new(Streams::default());
-        let service = self.service(Some(streams.clone()));
+        let abort = CancellationToken::new();
+        let service = self.service(Some(streams.clone()), &abort);
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
@@ -197,8 +206,12 @@ impl Connection {
                 tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
                 return Ok(());
             }
+            () = abort.cancelled() => return Ok(()),
         }
-        Ok(conn.await?)
+        tokio::select! {
+            res = conn => Ok(res?),
+            () = abort.cancelled() => Ok(()),
+        }
     }
 
     /// The per-connection service: what the server knows goes into each
@@ -208,6 +221,7 @@ impl Connection {
     fn service(
         &self,
         streams: Option<Arc<Streams>>,
+        abort: &CancellationToken,
     ) -> impl hyper::service::Service<
         http::Request<Incoming>,
         Response = crate::response::Response,
@@ -218,6 +232,15 @@ impl Connection {
            + 'static {
         let router = self.router.clone();
         let peer = self.peer;
+        // An event stream ends at shutdown, and one whose client stops
+        // reading drops the connection.
+        let events = Arc::new(crate::sse::served::Setup {
+            shutdown: self.lifecycle.shutdown.clone(),
+            stall: self
+                .limits
+                .event_stream_stall
+                .map(|limit| (limit, abort.clone())),
+        });
         let lifecycle = Lifecycle {
             streams: streams.clone(),
             peer: Some(peer),
@@ -230,14 +253,14 @@ impl Connection {
             extensions.insert(ConnectInfo(peer));
             extensions.insert(lifecycle.clone());
             let stream = streams.as_ref().map(Streams::open);
-            let shutdown = lifecycle.shutdown.clone();
+            let events = events.clone();
             let fut = router.dispatch(req.map(crate::response::Body::new));
             Box::pin(async move {
                 let mut res = fut.await;
                 // An event stream never ends by itself: it ends when the
                 // server shuts down, so the graceful close can finish.
                 if crate::sse::is_event_stream(&res) {
-                    res = res.map(|body| crate::sse::until_shutdown(body, shutdown));
+                    res = res.map(|body| crate::sse::served::served(body, &events));
                 }
                 Ok(match stream {
                     Some(stream) => {

@@ -164,6 +164,15 @@ impl Serve {
         self
     }
 
+    /// How long an event stream ([`Sse`](crate::sse::Sse)) may have
+    /// something to send that its connection cannot take (the client
+    /// stopped reading) before the connection is dropped. Default: 30 s.
+    /// `None` keeps such connections until the client goes away.
+    pub fn event_stream_stall_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.limits.event_stream_stall = timeout.into();
+        self
+    }
+
     /// Sets `TCP_NODELAY` on accepted connections. Default: on, as
     /// WebSocket messages are small and latency-bound.
     pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {

@@ -18,9 +18,12 @@
 //! # use futures_util::StreamExt;
 //! ```
 //!
-//! - `event.rs`: one event and its text on the wire.
+//! - `event.rs`: one event and its text on the wire;
+//! - `served.rs`: what `serve` adds: the end at shutdown, and the drop of a
+//!   connection whose client stopped reading.
 
 mod event;
+pub(crate) mod served;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,7 +34,6 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderName, HeaderValue};
 use http_body::Frame;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub use event::Event;
 
@@ -199,42 +201,9 @@ impl http_body::Body for SseBody {
 }
 
 /// Whether a response is an event stream (which `serve` ends at shutdown).
-#[cfg_attr(not(feature = "router"), allow(dead_code))]
 pub(crate) fn is_event_stream(res: &Response) -> bool {
     res.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with(CONTENT_TYPE))
-}
-
-/// `body`, ended (cleanly: no error, the last chunk sent) once `shutdown`
-/// is cancelled: an event stream never ends by itself, and the server's
-/// graceful shutdown waits for every response to finish.
-#[cfg_attr(not(feature = "router"), allow(dead_code))]
-pub(crate) fn until_shutdown(body: Body, shutdown: CancellationToken) -> Body {
-    Body::new(UntilShutdown {
-        body,
-        shutdown: Box::pin(shutdown.cancelled_owned()),
-    })
-}
-
-#[cfg_attr(not(feature = "router"), allow(dead_code))]
-struct UntilShutdown {
-    body: Body,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-}
-
-impl http_body::Body for UntilShutdown {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
 }

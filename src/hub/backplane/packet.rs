@@ -288,7 +288,7 @@ pub(crate) fn apply(packet: Packet, hub: &Hub) {
                 selector.rooms.truncate(1);
                 selector.except_rooms.extend(earlier);
             }
-            registry.deliver(msg, &selector);
+            registry.deliver(msg.into(), &selector);
         }
         Body::SendTo { id, msg } => {
             if let Some(outbox) = registry.outbox(id) {

@@ -98,7 +98,7 @@ impl Local {
         &self,
         name: &str,
         msg: Message,
-        deliver: impl FnOnce(Message),
+        deliver: impl FnOnce(Message, Position),
     ) -> Position {
         let room = self.room(name);
         let mut room = lock(&room);
@@ -114,7 +114,7 @@ impl Local {
             message: message.clone(),
         });
         room.trim(self.settings.max_messages, self.settings.max_age, now);
-        deliver(message);
+        deliver(message, position);
         position
     }
 

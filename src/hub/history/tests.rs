@@ -11,7 +11,7 @@ fn texts(replay: &Replay) -> Vec<String> {
 }
 
 fn record(store: &Local, room: &str, text: &str) -> Position {
-    store.record(room, Message::text(text.to_owned()), |_| {})
+    store.record(room, Message::text(text.to_owned()), |_, _| {})
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn render_puts_the_position_in_what_members_receive() {
         Message::text(format!("{position} {}", msg.as_text().unwrap_or_default()))
     }));
     let mut delivered = None;
-    let p = store.record("r", Message::text("hi"), |m| delivered = Some(m));
+    let p = store.record("r", Message::text("hi"), |m, _| delivered = Some(m));
     let expected = format!("{p} hi");
     assert_eq!(
         delivered.as_ref().and_then(Message::as_text),
