@@ -25,6 +25,9 @@ use std::net::SocketAddr;
 mod fanout;
 #[path = "common/pinned.rs"]
 mod pinned;
+#[path = "../tests/common/redis.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod redis_server;
 use pinned::Pinned;
 #[path = "common/hub_server.rs"]
 mod hub_server;
@@ -78,21 +81,9 @@ fn orchestrate() {
         std::env::set_var("BENCH_DELIVERIES", "100000");
     }
     let redis_addr = free_addr();
-    let port = redis_addr.port().to_string();
-    let _redis = Pinned::start(
-        "1",
-        "redis-server",
-        &[
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-    );
+    let args = redis_server::server_args(redis_addr.port());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _redis = Pinned::start("1", "redis-server", &args);
     let url = format!("redis://{redis_addr}/");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{ask, gets, instance, member, next, Client};
+use common::cluster::{ask, follow, gets, instance, member, next, Client};
 use common::TIMEOUT;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hyperws::hub::{backplane, Gap, History, Hub, Position};
 use hyperws::Message;
 use tokio::time::timeout;
@@ -91,33 +91,6 @@ async fn a_client_that_reconnects_gets_what_it_missed_once_in_order() {
     let p4 = record(&hub, "r", "live").await;
     gets(&mut back, &[&line(p4, "live")]).await;
     gets(&mut current, &[&line(p4, "live")]).await;
-}
-
-/// The offset in `POSITION TEXT`.
-fn offset_of(text: &str) -> u64 {
-    let position: Position = text.split(' ').next().unwrap().parse().unwrap();
-    position.offset()
-}
-
-/// Reads until the message with offset `until`, checking that offsets come
-/// one after the other from `after + 1`; returns the last message's
-/// position.
-async fn follow(client: &mut Client, after: u64, until: u64) -> Position {
-    let mut expected = after + 1;
-    loop {
-        let msg = timeout(TIMEOUT, client.next()).await.expect("a message");
-        let ts::Message::Text(text) = msg.unwrap().unwrap() else {
-            panic!("not text");
-        };
-        if text.starts_with("resumed ") {
-            continue;
-        }
-        assert_eq!(offset_of(&text), expected, "after {}", expected - 1);
-        if expected == until {
-            return text.split(' ').next().unwrap().parse().unwrap();
-        }
-        expected += 1;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis::{free_port, Redis};
 use common::TIMEOUT;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyperws::hub::{backplane, Hub};
@@ -18,65 +18,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A `redis-server` child process; killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        let redis = Self { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A hub on `redis`, with the tests' channel prefix.
 fn redis_hub(redis: &Redis) -> Hub {
     let backplane = backplane::Redis::new(&redis.url())
         .unwrap()
         .prefix("test-hub");
     Hub::builder().backplane(backplane).build()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One server instance with its own hub: "join ROOM" joins, other texts go
@@ -144,7 +91,7 @@ async fn until_connected(hub: &Hub, client: &mut Client) {
 #[tokio::test]
 async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart() {
     let redis = Redis::start(free_port());
-    let port = redis.port;
+    let port = redis.port();
     let hub1 = redis_hub(&redis);
     let hub2 = redis_hub(&redis);
     let (s1, s2) = (instance(hub1.clone()).await, instance(hub2.clone()).await);
@@ -315,7 +262,7 @@ async fn until_present(hub: &Hub, room: &str, infos: &[&str]) {
 async fn presence_spans_processes_drops_a_crashed_one_and_survives_redis_restarting() {
     use common::cluster::{instance, named, who};
     let redis = Redis::start(free_port());
-    let port = redis.port;
+    let port = redis.port();
     let (h1, mut e1) = presence_hub(&redis);
     let (h2, _e2) = presence_hub(&redis);
     // The third process: its own runtime, killed later without a goodbye.

@@ -194,8 +194,9 @@ impl HubBuilder {
     /// joiners and for clients that reconnect: sends made with
     /// [`Target::record`] get a [`Position`], [`Hub::history`] reads what
     /// came after one, and [`Hub::join_since`] joins with a replay. The
-    /// history is kept in this process (see `docs/realtime.md` for its
-    /// memory per message).
+    /// history is kept in this process, or, with
+    /// `backplane::Redis`, in Redis Streams shared by every process (see
+    /// `docs/realtime.md` for the costs of both).
     pub fn history(mut self, history: History) -> Self {
         self.history = Some(history);
         self
@@ -216,23 +217,23 @@ impl HubBuilder {
             }) as registry::RoomsChanged
         });
         let registry = Arc::new(Registry::new(rooms_changed));
-        let inner = Arc::new_cyclic(|hub| {
-            if let Some(backplane) = &backplane {
-                backplane.attach(node, Inbound::new(node, hub.clone()));
-                backplane.subscribe(Channel::All);
-                backplane.subscribe(Channel::Node(node));
-            }
-            Inner {
-                node,
-                registry,
-                queue_capacity: self.queue_capacity,
-                slow_consumer: self.slow_consumer,
-                backplane,
-                presence: self.presence,
-                on_presence: self.on_presence,
-                history: self.history.map(history::Local::new),
-            }
+        let inner = Arc::new(Inner {
+            node,
+            registry,
+            queue_capacity: self.queue_capacity,
+            slow_consumer: self.slow_consumer,
+            backplane: backplane.clone(),
+            presence: self.presence,
+            on_presence: self.on_presence,
+            history: self.history.map(history::Local::new),
         });
+        // Attached once the hub exists: a backplane task that starts at
+        // once (on another worker) must find it alive, not half-built.
+        if let Some(backplane) = &backplane {
+            backplane.attach(node, Inbound::new(node, Arc::downgrade(&inner)));
+            backplane.subscribe(Channel::All);
+            backplane.subscribe(Channel::Node(node));
+        }
         Hub { inner }
     }
 }

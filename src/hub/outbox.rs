@@ -107,6 +107,14 @@ struct State {
     parked: Option<Box<Parked>>,
     /// The stream that pulls from the queue, waiting for work.
     puller: Option<Waker>,
+    /// Joins with a replay under way: what arrives meanwhile waits in
+    /// `held` until the replay is queued ahead of it.
+    holds: usize,
+    held: VecDeque<Queued>,
+    /// Per history (epoch), the last offset a replay covered: a live copy
+    /// of a message at or before it that arrives late (it was on its way
+    /// when the replay was read) is a duplicate, and is left out.
+    covered: Vec<Position>,
     /// A writer task is running (or about to).
     running: bool,
     /// The reader has gone: the writer sends what is queued, then 1000
@@ -117,6 +125,15 @@ struct State {
     /// The server is shutting down: what is queued, then 1001.
     shutting_down: bool,
     overflowed: bool,
+}
+
+impl State {
+    /// Whether a replay already covered the message at `position`.
+    fn covers(&self, position: Position) -> bool {
+        self.covered
+            .iter()
+            .any(|c| c.epoch() == position.epoch() && position.offset() <= c.offset())
+    }
 }
 
 /// What a pulling stream gets.
@@ -218,24 +235,86 @@ impl Outbox {
         if state.finished || state.overflowed {
             return Err(Refused::Closed);
         }
-        if state.queue.len() >= self.capacity {
+        if msg.position.is_some_and(|p| state.covers(p)) {
+            return Ok(());
+        }
+        if state.queue.len() + state.held.len() >= self.capacity {
             match self.policy {
                 SlowConsumer::DropOldest => {
-                    state.queue.pop_front();
+                    if state.queue.pop_front().is_none() {
+                        state.held.pop_front();
+                    }
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 SlowConsumer::Close(_) => {
                     state.overflowed = true;
                     state.queue = VecDeque::new();
+                    state.held = VecDeque::new();
                     self.start_writer(state, true);
                     self.overflow.notify_waiters();
                     return Err(Refused::Overflow);
                 }
             }
         }
+        if state.holds > 0 {
+            state.held.push_back(msg);
+            return Ok(());
+        }
         state.queue.push_back(msg);
         self.start_writer(state, true);
         Ok(())
+    }
+
+    /// Starts a join with a replay read from elsewhere: until
+    /// [`release`](Self::release), what is pushed waits behind the replay
+    /// to come.
+    pub(crate) fn hold(&self) {
+        self.lock().holds += 1;
+    }
+
+    /// Ends a [`hold`](Self::hold): queues `replay` (as
+    /// [`push_replay`](Self::push_replay) does), then, once no hold is
+    /// left, what arrived meanwhile, but for the messages of the replay's
+    /// history up to its last offset (`covered`: epoch and offset), which
+    /// the replay holds or the client had.
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        replay: Vec<Recorded>,
+        covered: Option<Position>,
+    ) -> Result<usize, Refused> {
+        let mut state = self.lock();
+        state.holds = state.holds.saturating_sub(1);
+        if let Some(covered) = covered {
+            state.covered.retain(|c| c.epoch() != covered.epoch());
+            state.covered.push(covered);
+            let held = std::mem::take(&mut state.held);
+            state.held = held
+                .into_iter()
+                .filter(|q| !q.position.is_some_and(|p| state.covers(p)))
+                .collect();
+        }
+        if state.finished || state.overflowed {
+            return Err(Refused::Closed);
+        }
+        let left_out = self.queue_replay(&mut state, replay);
+        if state.holds == 0 {
+            let held = std::mem::take(&mut state.held);
+            state.queue.extend(held);
+        }
+        let work = !state.queue.is_empty();
+        self.start_writer(state, work);
+        Ok(left_out)
+    }
+
+    /// Queues the newest of `replay` that fit in half the queue; returns
+    /// how many were left out.
+    fn queue_replay(&self, state: &mut State, replay: Vec<Recorded>) -> usize {
+        let room = (self.capacity / 2).min(self.capacity.saturating_sub(state.queue.len()));
+        let left_out = replay.len().saturating_sub(room);
+        state
+            .queue
+            .extend(replay.into_iter().skip(left_out).map(Queued::from));
+        left_out
     }
 
     /// Queues a replay of `msgs` (oldest first) ahead of anything pushed
@@ -247,11 +326,7 @@ impl Outbox {
         if state.finished || state.overflowed {
             return Err(Refused::Closed);
         }
-        let room = (self.capacity / 2).min(self.capacity.saturating_sub(state.queue.len()));
-        let left_out = msgs.len().saturating_sub(room);
-        state
-            .queue
-            .extend(msgs.into_iter().skip(left_out).map(Queued::from));
+        let left_out = self.queue_replay(&mut state, msgs);
         let work = !state.queue.is_empty();
         self.start_writer(state, work);
         Ok(left_out)
@@ -396,6 +471,37 @@ mod tests {
         }
         assert_eq!(outbox.push_replay(replay(3)), Ok(1));
         assert_eq!(queued(&outbox).len(), 8);
+    }
+
+    #[test]
+    fn a_hold_queues_the_replay_first_and_leaves_out_what_it_covers() {
+        let outbox = Arc::new(Outbox::new(16, SlowConsumer::default()));
+        let at = |offset: u64, text: &str| Recorded {
+            position: Position::new(7, offset),
+            message: Message::text(text.to_owned()),
+        };
+        outbox.push(Message::text("before")).unwrap();
+        outbox.hold();
+        // Live while the replay is read: 3 and 4 of this room (3 is also
+        // in the replay), a plain send, and room 8's message 1.
+        outbox.push(at(3, "3 live")).unwrap();
+        outbox.push(Message::text("plain")).unwrap();
+        outbox.push(at(4, "4 live")).unwrap();
+        outbox
+            .push(Recorded {
+                position: Position::new(8, 1),
+                message: Message::text("other room"),
+            })
+            .unwrap();
+        assert_eq!(queued(&outbox), [Message::text("before")]);
+        let replay = vec![at(2, "2"), at(3, "3")];
+        assert_eq!(outbox.release(replay, Some(Position::new(7, 3))), Ok(0));
+        let expected = ["2", "3", "plain", "4 live", "other room"].map(Message::text);
+        assert_eq!(queued(&outbox), expected);
+        // A live copy of 3 that comes late is left out too; 5 is not.
+        outbox.push(at(3, "3 late")).unwrap();
+        outbox.push(at(5, "5")).unwrap();
+        assert_eq!(queued(&outbox), [Message::text("5")]);
     }
 
     #[test]

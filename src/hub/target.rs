@@ -147,7 +147,9 @@ impl Target {
     /// # }
     /// ```
     pub async fn record(self, msg: impl Into<Message>) -> Result<Position, Error> {
-        self.hub.record(msg.into(), &self.selector, self.local)
+        self.hub
+            .record(msg.into(), &self.selector, self.local)
+            .await
     }
 
     /// Serializes `value` once, as a text message, and sends it.

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hyperws::hub::{ConnectionId, Hub};
+use hyperws::hub::{ConnectionId, Hub, Position};
 use hyperws::{Message, Router, WebSocket};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
@@ -174,5 +174,34 @@ pub async fn closed_with(client: &mut Client) -> (u16, String) {
             Ok(Some(Ok(ts::Message::Text(_)))) => {}
             other => panic!("expected a close frame, got {other:?}"),
         }
+    }
+}
+
+/// The offset in `POSITION TEXT`.
+pub fn offset_of(text: &str) -> u64 {
+    let position: Position = text.split(' ').next().unwrap().parse().unwrap();
+    position.offset()
+}
+
+/// Reads until the message with offset `until`, checking that offsets come
+/// one after the other from `after + 1`; returns the last message's
+/// position.
+pub async fn follow(client: &mut Client, after: u64, until: u64) -> Position {
+    let mut expected = after + 1;
+    loop {
+        let msg = timeout(super::TIMEOUT, client.next())
+            .await
+            .expect("a message");
+        let ts::Message::Text(text) = msg.unwrap().unwrap() else {
+            panic!("not text");
+        };
+        if text.starts_with("resumed ") {
+            continue;
+        }
+        assert_eq!(offset_of(&text), expected, "after {}", expected - 1);
+        if expected == until {
+            return text.split(' ').next().unwrap().parse().unwrap();
+        }
+        expected += 1;
     }
 }

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "router")]
 pub mod cluster;
+pub mod redis;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -9,7 +9,8 @@
 //! for splitting one process into several hubs) and, with the `redis`
 //! feature, [`Redis`] (processes sharing a Redis server).
 //!
-//! - `packet`: the bytes of a send, a send to one connection, a disconnect.
+//! - `packet`: the bytes of a send, a recorded send, a send to one
+//!   connection, a disconnect, a presence event.
 //! - `memory`: the in-process bus.
 //! - `redis`: Redis pub/sub, sharded where the server has it.
 
@@ -23,8 +24,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Weak;
 
+use super::history::{Position, Recorded};
 use super::presence::Present;
 use super::{ConnectionId, Hub, Inner, NodeId};
+use crate::message::Message;
 pub use memory::Memory;
 #[cfg(feature = "redis")]
 pub use redis::Redis;
@@ -97,10 +100,75 @@ pub trait Backplane: Send + Sync + 'static {
         let _ = room;
         Box::pin(std::future::ready(None))
     }
+
+    /// Whether this backplane keeps room history for every hub on it
+    /// ([`record`](Self::record), [`stored`](Self::stored)). Default:
+    /// `false`, and each hub keeps its own, in memory.
+    fn keeps_history(&self) -> bool {
+        false
+    }
+
+    /// Appends a message to a room's history, at the next position, and
+    /// publishes the send on the room's channel with that position, as one
+    /// step (so that every hub receives a room's recorded messages in the
+    /// order of their positions). Resolves to the position, or `None` when
+    /// the store is unreachable (nothing is then recorded or sent).
+    fn record(&self, record: Record) -> RecordFuture {
+        let _ = record;
+        Box::pin(std::future::ready(None))
+    }
+
+    /// What `room`'s history holds (`Some(None)`: nothing, never recorded
+    /// or forgotten), or `None` when the store is unreachable.
+    fn stored(&self, room: &str, max_age: std::time::Duration) -> StoredFuture {
+        let _ = (room, max_age);
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// What [`Backplane::presence`] returns.
 pub type PresenceFuture = Pin<Box<dyn Future<Output = Option<Vec<Present>>> + Send>>;
+
+/// What [`Backplane::record`] returns.
+pub type RecordFuture = Pin<Box<dyn Future<Output = Option<Position>> + Send>>;
+
+/// What [`Backplane::stored`] returns.
+pub type StoredFuture = Pin<Box<dyn Future<Output = Option<Option<Stored>>> + Send>>;
+
+/// A message to record, for [`Backplane::record`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Record {
+    /// The room.
+    pub room: String,
+    /// The message, as sent (before rendering).
+    pub message: Message,
+    /// Keep at most this many messages in the room.
+    pub max_messages: usize,
+    /// Forget the room's history (epoch included) after this long without
+    /// a record; drop messages older than this.
+    pub max_age: std::time::Duration,
+    /// The epoch to start the history with, if it has none.
+    pub new_epoch: u64,
+    /// What to publish on the room's channel: `head`, then one byte with
+    /// the length of the position's text (`EPOCH:OFFSET`), the text, then
+    /// `tail`.
+    pub head: bytes::Bytes,
+    /// See [`head`](Self::head).
+    pub tail: bytes::Bytes,
+}
+
+/// A room's history as a backplane keeps it, for [`Backplane::stored`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The history's epoch.
+    pub epoch: u64,
+    /// The last offset given out.
+    pub last: u64,
+    /// The messages still kept and younger than the age asked for, oldest
+    /// first, with consecutive offsets, as recorded (before rendering).
+    pub messages: Vec<Recorded>,
+}
 
 /// The end of a hub that its backplane hands arriving packets to. Holds
 /// the hub weakly: once the hub is dropped, [`is_closed`](Self::is_closed)
@@ -133,7 +201,10 @@ impl Inbound {
             return;
         };
         match packet::decode(packet) {
-            Some(packet) if packet.origin == self.node => {}
+            // A recorded send comes back to its sender too: every hub
+            // delivers it from the room's channel, in the order of the
+            // positions.
+            Some(packet) if packet.origin == self.node && !packet.is_recorded() => {}
             Some(packet) => packet::apply(packet, &Hub { inner }),
             None => tracing::warn!("hub backplane: ignored a packet this version cannot read"),
         }

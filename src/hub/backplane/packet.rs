@@ -12,6 +12,9 @@
 //! - 3, a disconnect: `[id: 16][code: 2][reason]`.
 //! - 4, a presence event: `[joined: 1][id: 16][room][info]`, published on
 //!   the room's channel.
+//! - 5, a recorded send: `[position length: 1][position as text]`, then a
+//!   send's bytes (one room, index 0). The backplane's store writes the
+//!   position between the two halves the hub gives it, as it records.
 //!
 //! Lists are `[count: 2]` then the items; a room is `[length: 2][UTF-8]`; an
 //! id is its node and number, 8 bytes each. Integers are big-endian.
@@ -20,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::super::history::Position;
 use super::super::presence::{PresenceChange, PresenceEvent, Present};
 use super::super::target::Selector;
 use super::super::{ConnectionId, Hub, NodeId};
@@ -30,6 +34,7 @@ const SEND: u8 = 1;
 const SEND_TO: u8 = 2;
 const DISCONNECT: u8 = 3;
 const PRESENCE: u8 = 4;
+const RECORDED: u8 = 5;
 
 /// A decoded packet.
 #[derive(Debug, PartialEq)]
@@ -54,6 +59,18 @@ pub(crate) enum Body {
         frame: CloseFrame,
     },
     Presence(PresenceEvent),
+    Recorded {
+        position: Position,
+        selector: Selector,
+        msg: Message,
+    },
+}
+
+impl Packet {
+    /// A recorded send, which its own sender delivers too.
+    pub(crate) fn is_recorded(&self) -> bool {
+        matches!(self.body, Body::Recorded { .. })
+    }
 }
 
 /// A data message's kind and bytes; control frames never cross.
@@ -101,28 +118,67 @@ pub(crate) fn encode_send(
     index: usize,
     msg: &Message,
 ) -> Option<Bytes> {
-    let (text, payload) = data(msg)?;
+    let mut buf = header(origin, SEND, send_len(selector, msg));
+    put_send(&mut buf, selector, index, msg)?;
+    Some(buf.freeze())
+}
+
+/// A recorded send, cut where its position goes: the header, and the
+/// send's bytes (see the kind 5 above).
+pub(crate) fn encode_recorded_halves(
+    origin: NodeId,
+    selector: &Selector,
+    msg: &Message,
+) -> Option<(Bytes, Bytes)> {
+    let head = header(origin, RECORDED, 0).freeze();
+    let mut tail = BytesMut::with_capacity(send_len(selector, msg));
+    put_send(&mut tail, selector, 0, msg)?;
+    Some((head, tail.freeze()))
+}
+
+/// A recorded send at `position`, whole (as the store publishes it; for
+/// the tests and the fuzz round trip).
+#[cfg(any(test, feature = "__fuzz"))]
+pub(crate) fn encode_recorded(
+    origin: NodeId,
+    position: Position,
+    selector: &Selector,
+    msg: &Message,
+) -> Option<Bytes> {
+    let (head, tail) = encode_recorded_halves(origin, selector, msg)?;
+    let text = position.to_string();
+    let mut buf = BytesMut::with_capacity(head.len() + 1 + text.len() + tail.len());
+    buf.put_slice(&head);
+    buf.put_u8(u8::try_from(text.len()).ok()?);
+    buf.put_slice(text.as_bytes());
+    buf.put_slice(&tail);
+    Some(buf.freeze())
+}
+
+/// The length of a send's bytes after the header, roughly.
+fn send_len(selector: &Selector, msg: &Message) -> usize {
     let names: usize = selector
         .rooms
         .iter()
         .chain(&selector.except_rooms)
         .map(|r| r.len() + 2)
         .sum();
-    let mut buf = header(
-        origin,
-        SEND,
-        9 + names + 16 * selector.except.len() + payload.len(),
-    );
+    9 + names + 16 * selector.except.len() + msg.len()
+}
+
+/// A send's bytes after the header.
+fn put_send(buf: &mut BytesMut, selector: &Selector, index: usize, msg: &Message) -> Option<()> {
+    let (text, payload) = data(msg)?;
     buf.put_u8(u8::from(text));
     buf.put_u16(u16::try_from(index).ok()?);
-    put_rooms(&mut buf, &selector.rooms)?;
+    put_rooms(buf, &selector.rooms)?;
     buf.put_u16(u16::try_from(selector.except.len()).ok()?);
     for id in &selector.except {
-        put_id(&mut buf, *id);
+        put_id(buf, *id);
     }
-    put_rooms(&mut buf, &selector.except_rooms)?;
+    put_rooms(buf, &selector.except_rooms)?;
     buf.put_slice(&payload);
-    Some(buf.freeze())
+    Some(())
 }
 
 /// A send to one connection; `None` for a control message.
@@ -194,6 +250,28 @@ impl<'a> Reader<'a> {
         Some(rooms)
     }
 
+    /// A send's selector, room index and message.
+    fn send(mut self) -> Option<(Selector, usize, Message)> {
+        let text = self.u8()?;
+        let index = usize::from(self.u16()?);
+        let rooms = self.rooms()?;
+        if index > 0 && index >= rooms.len() {
+            return None;
+        }
+        let count = self.u16()?;
+        let mut except = Vec::with_capacity(usize::from(count).min(self.0.len() / 16));
+        for _ in 0..count {
+            except.push(self.id()?);
+        }
+        let except_rooms = self.rooms()?;
+        let selector = Selector {
+            rooms,
+            except,
+            except_rooms,
+        };
+        Some((selector, index, self.message(text)?))
+    }
+
     fn message(self, text: u8) -> Option<Message> {
         let payload = Bytes::copy_from_slice(self.0);
         match text {
@@ -212,26 +290,24 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Packet> {
     let origin = NodeId(r.u64()?);
     let body = match r.u8()? {
         SEND => {
-            let text = r.u8()?;
-            let index = usize::from(r.u16()?);
-            let rooms = r.rooms()?;
-            if index > 0 && index >= rooms.len() {
+            let (selector, index, msg) = r.send()?;
+            Body::Send {
+                selector,
+                index,
+                msg,
+            }
+        }
+        RECORDED => {
+            let len = usize::from(r.u8()?);
+            let position = std::str::from_utf8(r.take(len)?).ok()?.parse().ok()?;
+            let (selector, index, msg) = r.send()?;
+            if index != 0 || selector.rooms.len() != 1 {
                 return None;
             }
-            let count = r.u16()?;
-            let mut except = Vec::with_capacity(usize::from(count).min(r.0.len() / 16));
-            for _ in 0..count {
-                except.push(r.id()?);
-            }
-            let except_rooms = r.rooms()?;
-            Body::Send {
-                selector: Selector {
-                    rooms,
-                    except,
-                    except_rooms,
-                },
-                index,
-                msg: r.message(text)?,
+            Body::Recorded {
+                position,
+                selector,
+                msg,
             }
         }
         SEND_TO => {
@@ -301,6 +377,11 @@ pub(crate) fn apply(packet: Packet, hub: &Hub) {
             }
         }
         Body::Presence(event) => hub.told(&event),
+        Body::Recorded {
+            position,
+            selector,
+            msg,
+        } => hub.deliver_recorded_here(msg, position, &selector),
     }
 }
 
@@ -324,6 +405,12 @@ pub(crate) fn round_trip(bytes: &[u8]) {
         Body::Presence(event) => {
             encode_presence(packet.origin, event).expect("a decoded event encodes")
         }
+        Body::Recorded {
+            position,
+            selector,
+            msg,
+        } => encode_recorded(packet.origin, *position, selector, msg)
+            .expect("a decoded recorded send encodes"),
     };
     assert_eq!(decode(&again).as_ref(), Some(&packet));
 }
@@ -384,6 +471,25 @@ mod tests {
         };
         let left = encode_presence(origin, &event).unwrap();
         assert_eq!(decode(&left).unwrap().body, Body::Presence(event));
+        let one_room = Selector {
+            rooms: vec!["lobby".into()],
+            except: vec![id(1, 2)],
+            except_rooms: vec![],
+        };
+        let position: Position = "00000000000000ff:12".parse().unwrap();
+        let msg = Message::text("kept");
+        let recorded = encode_recorded(origin, position, &one_room, &msg).unwrap();
+        assert_eq!(
+            decode(&recorded).unwrap().body,
+            Body::Recorded {
+                position,
+                selector: one_room.clone(),
+                msg
+            }
+        );
+        // A recorded send is for exactly one room.
+        let two = encode_recorded(origin, position, &selector, &Message::text("x")).unwrap();
+        assert!(decode(&two).is_none());
         let frame = CloseFrame::new(4001, "kicked");
         let off = encode_disconnect(origin, id(9, 10), &frame);
         assert_eq!(

@@ -17,6 +17,10 @@
 //! members every third of the TTL; a read first prunes what has expired,
 //! so a crashed process's members are gone within the TTL.
 //!
+//! Room history (with [`HubBuilder::history`](crate::hub::HubBuilder::history))
+//! is kept in Redis Streams, shared by every process: see
+//! `docs/realtime.md`.
+//!
 //! When Redis is unreachable, local delivery goes on, what was to cross is
 //! dropped (and the drops are logged), presence reads answer "unknown",
 //! and the task reconnects with a growing delay, then subscribes again to
@@ -32,7 +36,7 @@ use bytes::Bytes;
 use redis::{IntoConnectionInfo, ProtocolVersion};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backplane, Channel, Inbound, PresenceFuture};
+use super::{Backplane, Channel, Inbound, PresenceFuture, Record, RecordFuture, StoredFuture};
 use crate::error::Error;
 use crate::hub::{ConnectionId, NodeId};
 use task::{Control, Task};
@@ -183,6 +187,44 @@ impl Backplane for Redis {
             id: id.to_string(),
         };
         self.inputs(|i| i.control.send(control));
+    }
+
+    fn keeps_history(&self) -> bool {
+        true
+    }
+
+    fn record(&self, record: Record) -> RecordFuture {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.inputs(|i| {
+            i.control
+                .send(Control::Record {
+                    record: Box::new(record),
+                    reply,
+                })
+                .is_ok()
+        });
+        Box::pin(async move {
+            match sent {
+                Some(true) => answer.await.ok().flatten(),
+                _ => None,
+            }
+        })
+    }
+
+    fn stored(&self, room: &str, max_age: Duration) -> StoredFuture {
+        let (reply, answer) = oneshot::channel();
+        let read = Control::Stored {
+            room: room.to_owned(),
+            max_age,
+            reply,
+        };
+        let sent = self.inputs(|i| i.control.send(read).is_ok());
+        Box::pin(async move {
+            match sent {
+                Some(true) => answer.await.ok().flatten(),
+                _ => None,
+            }
+        })
     }
 
     fn presence(&self, room: &str) -> PresenceFuture {

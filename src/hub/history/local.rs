@@ -166,41 +166,12 @@ impl Room {
 
     fn replay(&mut self, settings: &History, since: Option<Position>) -> Replay {
         self.trim(settings.max_messages, settings.max_age, Instant::now());
-        let all = |entries: &VecDeque<Entry>| -> Vec<Recorded> {
-            entries.iter().map(|e| e.recorded(self.epoch)).collect()
-        };
-        let Some(since) = since else {
-            return Replay {
-                messages: all(&self.entries),
-                gap: None,
-            };
-        };
-        if since.epoch() != self.epoch || since.offset() > self.last {
-            return Replay {
-                messages: all(&self.entries),
-                gap: Some(Gap::Unknown),
-            };
-        }
-        // The first offset still held (the next one when none is).
-        let oldest = self.entries.front().map_or(self.last + 1, |e| e.offset);
-        if since.offset() + 1 < oldest {
-            return Replay {
-                messages: all(&self.entries),
-                gap: Some(Gap::Trimmed),
-            };
-        }
-        // Offsets are consecutive: what follows `since` starts at a known
-        // index.
-        let skip = usize::try_from(since.offset() + 1 - oldest).unwrap_or(usize::MAX);
-        Replay {
-            messages: self
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| e.recorded(self.epoch))
-                .collect(),
-            gap: None,
-        }
+        let kept = self
+            .entries
+            .iter()
+            .map(|e| e.recorded(self.epoch))
+            .collect();
+        super::replay(self.epoch, self.last, kept, since)
     }
 }
 

@@ -37,7 +37,10 @@ pub struct Position {
 }
 
 impl Position {
-    pub(crate) fn new(epoch: u64, offset: u64) -> Self {
+    /// The position `offset` of the history `epoch` (for a
+    /// [`Backplane`](super::backplane::Backplane) that keeps history).
+    #[must_use]
+    pub fn new(epoch: u64, offset: u64) -> Self {
         Self { epoch, offset }
     }
 
@@ -114,6 +117,9 @@ pub enum Gap {
     Unknown,
     /// The hub keeps no history for this room.
     NotKept,
+    /// The history's store could not be reached (Redis is down): nothing
+    /// could be read.
+    Unavailable,
 }
 
 /// What a room's history holds after a position, from
@@ -140,6 +146,45 @@ pub struct Resumed {
     /// Whether the connection joined (`false`: it was already in the room,
     /// or gone; nothing was queued).
     pub joined: bool,
+}
+
+/// What a history of `epoch`, whose last offset is `last` and which
+/// still holds `kept` (oldest first, consecutive offsets), has after
+/// `since`.
+pub(crate) fn replay(
+    epoch: u64,
+    last: u64,
+    mut kept: Vec<Recorded>,
+    since: Option<Position>,
+) -> Replay {
+    let Some(since) = since else {
+        return Replay {
+            messages: kept,
+            gap: None,
+        };
+    };
+    if since.epoch() != epoch || since.offset() > last {
+        return Replay {
+            messages: kept,
+            gap: Some(Gap::Unknown),
+        };
+    }
+    // The first offset still held (the next one when none is).
+    let oldest = kept.first().map_or(last + 1, |r| r.position.offset());
+    if since.offset() + 1 < oldest {
+        return Replay {
+            messages: kept,
+            gap: Some(Gap::Trimmed),
+        };
+    }
+    // Offsets are consecutive: what follows `since` starts at a known
+    // index.
+    let skip = usize::try_from(since.offset() + 1 - oldest).unwrap_or(usize::MAX);
+    kept.drain(..skip.min(kept.len()));
+    Replay {
+        messages: kept,
+        gap: None,
+    }
 }
 
 /// Makes the message the members receive from the one recorded and its

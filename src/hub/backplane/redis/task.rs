@@ -9,8 +9,9 @@ use bytes::Bytes;
 use redis::{PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::Inbound;
-use crate::hub::{NodeId, Present};
+use super::super::{Channel, Inbound, Record, Stored};
+use crate::hub::{NodeId, Position, Present, Recorded};
+use crate::message::{Message, Utf8Bytes};
 
 /// At most this many publishes go in one pipeline.
 const BATCH: usize = 256;
@@ -31,7 +32,74 @@ pub(super) enum Control {
         room: String,
         reply: oneshot::Sender<Option<Vec<Present>>>,
     },
+    Record {
+        record: Box<Record>,
+        reply: oneshot::Sender<Option<Position>>,
+    },
+    Stored {
+        room: String,
+        max_age: Duration,
+        reply: oneshot::Sender<Option<Option<Stored>>>,
+    },
 }
+
+impl Control {
+    /// Answers a request that cannot be run (Redis is unreachable);
+    /// hands back the others.
+    fn refuse(self) -> Option<Self> {
+        match self {
+            Self::Read { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            Self::Record { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            Self::Stored { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+}
+
+/// Appends a message to a room's stream at the next offset (a new epoch
+/// when the history was lost), trims it, renews both keys' expiry, and
+/// publishes the recorded send with its position spliced in: one step, so
+/// that positions and publishes come in the same order.
+///
+/// KEYS: stream, meta. ARGV: new epoch, max length, TTL (ms), kind, payload,
+/// channel, packet head, packet tail, publish command.
+const RECORD: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'last', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'last', 1)
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. offset, 'k', ARGV[4], 'm', ARGV[5], 't', ms)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local position = epoch .. ':' .. offset
+redis.call(ARGV[9], ARGV[6], ARGV[7] .. string.char(#position) .. position .. ARGV[8])
+return {epoch, offset}
+";
+
+/// A room's history: `{}` when it has none, else its epoch, last offset,
+/// Redis's clock (ms) and the stream's entries.
+const STORED: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  return {}
+end
+local last = redis.call('HGET', KEYS[2], 'last')
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return {epoch, last, ms, redis.call('XRANGE', KEYS[1], '-', '+')}
+";
 
 /// Prunes what has expired, then lists the members and their infos.
 const READ_PRESENCE: &str = r"
@@ -90,6 +158,8 @@ pub(super) struct Task {
     gone: Vec<(String, String)>,
     /// Publishes dropped while Redis was unreachable, not yet logged.
     dropped: u64,
+    /// Requests that came while connecting, to run once connected.
+    asked: Vec<Control>,
 }
 
 /// Why a connected session ended.
@@ -121,6 +191,7 @@ impl Task {
             present: HashMap::new(),
             gone: Vec::new(),
             dropped: 0,
+            asked: Vec::new(),
         }
     }
 
@@ -149,6 +220,9 @@ impl Task {
                     if attempt == 0 {
                         tracing::warn!(%err, "hub backplane: cannot reach Redis; retrying");
                     }
+                    for control in std::mem::take(&mut self.asked) {
+                        let _ = control.refuse();
+                    }
                     lost = true;
                     if !self.wait(backoff(attempt)).await {
                         return;
@@ -169,10 +243,11 @@ impl Task {
             tokio::select! {
                 () = &mut wait => break,
                 control = self.changes.recv() => match control {
-                    Some(Control::Read { reply, .. }) => {
-                        let _ = reply.send(None);
+                    Some(control) => {
+                        if let Some(control) = control.refuse() {
+                            self.note(&control);
+                        }
                     }
-                    Some(control) => self.note(&control),
                     None => return false,
                 },
                 publish = self.publishes.recv() => match publish {
@@ -214,7 +289,7 @@ impl Task {
                 }
                 self.gone.push((room.clone(), id.clone()));
             }
-            Control::Read { .. } => {}
+            Control::Read { .. } | Control::Record { .. } | Control::Stored { .. } => {}
         }
     }
 
@@ -222,6 +297,17 @@ impl Task {
         let set = format!("{{{}:presence:{room}}}", self.prefix);
         let info = format!("{set}:info");
         (set, info)
+    }
+
+    /// A room's history keys: its stream and its meta hash (epoch, last
+    /// offset), tagged with the room's channel, so that on a Cluster the
+    /// record script's keys and its publish share a slot.
+    fn history_keys(&self, room: &str) -> (String, String) {
+        let channel = Channel::Room(room).name(&self.prefix);
+        (
+            format!("{{{channel}}}:history"),
+            format!("{{{channel}}}:meta"),
+        )
     }
 
     /// Connects, picks the flavour, subscribes to every wanted channel and
@@ -248,11 +334,12 @@ impl Task {
         } else {
             PLAIN
         };
-        // What changed while disconnected is in `wanted` once drained.
+        // What changed while disconnected is in `wanted` once drained;
+        // requests asked while connecting run once connected.
         while let Ok(control) = self.changes.try_recv() {
             match control {
-                Control::Read { reply, .. } => {
-                    let _ = reply.send(None);
+                Control::Read { .. } | Control::Record { .. } | Control::Stored { .. } => {
+                    self.asked.push(control);
                 }
                 control => self.note(&control),
             }
@@ -363,17 +450,71 @@ impl Task {
                         .await;
                 match read {
                     Ok((ids, infos)) => {
-                        let members = ids
-                            .iter()
-                            .zip(infos)
-                            .filter_map(|(id, info)| {
-                                Some(Present {
-                                    id: id.parse().ok()?,
-                                    info: info.unwrap_or_default(),
-                                })
-                            })
-                            .collect();
-                        let _ = reply.send(Some(members));
+                        self.presence_read(ids, infos, reply);
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let _ = reply.send(None);
+                        Err(err)
+                    }
+                }
+            }
+            Control::Record { record, reply } => {
+                let (stream, meta) = self.history_keys(&record.room);
+                let channel = Channel::Room(&record.room).name(&self.prefix);
+                let (kind, payload) = match &record.message {
+                    Message::Binary(data) => ("b", data.clone()),
+                    other => (
+                        "t",
+                        Bytes::copy_from_slice(other.as_text().unwrap_or_default().as_bytes()),
+                    ),
+                };
+                let done: redis::RedisResult<(String, u64)> = redis::Script::new(RECORD)
+                    .key(&stream)
+                    .key(&meta)
+                    .arg(format!("{:016x}", record.new_epoch))
+                    .arg(record.max_messages)
+                    .arg(ttl_ms(record.max_age).max(1))
+                    .arg(kind)
+                    .arg(payload.as_ref())
+                    .arg(&channel)
+                    .arg(record.head.as_ref())
+                    .arg(record.tail.as_ref())
+                    .arg(flavour.publish)
+                    .invoke_async(conn)
+                    .await;
+                match done {
+                    Ok((epoch, offset)) => {
+                        let position = u64::from_str_radix(&epoch, 16)
+                            .ok()
+                            .map(|epoch| Position::new(epoch, offset));
+                        let _ = reply.send(position);
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let _ = reply.send(None);
+                        Err(err)
+                    }
+                }
+            }
+            Control::Stored {
+                room,
+                max_age,
+                reply,
+            } => {
+                let (stream, meta) = self.history_keys(&room);
+                let read: redis::RedisResult<Value> = redis::Script::new(STORED)
+                    .key(&stream)
+                    .key(&meta)
+                    .invoke_async(conn)
+                    .await;
+                match read {
+                    Ok(value) => {
+                        let stored = stored_from(value, ttl_ms(max_age));
+                        if stored.is_none() {
+                            tracing::warn!(%room, "hub backplane: unreadable history in Redis");
+                        }
+                        let _ = reply.send(stored);
                         Ok(())
                     }
                     Err(err) => {
@@ -385,6 +526,26 @@ impl Task {
         }
     }
 
+    /// Answers a presence read with the members Redis listed.
+    fn presence_read(
+        &self,
+        ids: Vec<String>,
+        infos: Vec<Option<String>>,
+        reply: oneshot::Sender<Option<Vec<Present>>>,
+    ) {
+        let members = ids
+            .iter()
+            .zip(infos)
+            .filter_map(|(id, info)| {
+                Some(Present {
+                    id: id.parse().ok()?,
+                    info: info.unwrap_or_default(),
+                })
+            })
+            .collect();
+        let _ = reply.send(Some(members));
+    }
+
     async fn serve(
         &mut self,
         mut conn: redis::aio::MultiplexedConnection,
@@ -394,6 +555,11 @@ impl Task {
         let mut refresh = tokio::time::interval(self.ttl / 3);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.reset();
+        for control in std::mem::take(&mut self.asked) {
+            if let Err(err) = self.control(&mut conn, flavour, control).await {
+                return Ended::Lost(err);
+            }
+        }
         loop {
             tokio::select! {
                 control = self.changes.recv() => {
@@ -464,6 +630,78 @@ async fn subscribe_like(
     channel: &str,
 ) -> redis::RedisResult<()> {
     redis::cmd(command).arg(channel).exec_async(conn).await
+}
+
+/// A room's history from what the `STORED` script returned: `Some(None)`
+/// when the room has none, `None` when the reply cannot be read. Messages
+/// older than `max_age_ms` by Redis's clock are left out.
+fn stored_from(value: Value, max_age_ms: u64) -> Option<Option<Stored>> {
+    let Value::Array(parts) = value else {
+        return None;
+    };
+    if parts.is_empty() {
+        return Some(None);
+    }
+    let [epoch, last, now, entries] = <[Value; 4]>::try_from(parts).ok()?;
+    let epoch = u64::from_str_radix(&text(&epoch)?, 16).ok()?;
+    let last: u64 = text(&last)?.parse().ok()?;
+    let Value::Int(now) = now else { return None };
+    let oldest = u64::try_from(now).ok()?.saturating_sub(max_age_ms);
+    let Value::Array(entries) = entries else {
+        return None;
+    };
+    let mut messages = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(entry) = entry else {
+            return None;
+        };
+        let [id, Value::Array(fields)] = <[Value; 2]>::try_from(entry).ok()? else {
+            return None;
+        };
+        // Ids are `0-OFFSET`.
+        let offset: u64 = text(&id)?.strip_prefix("0-")?.parse().ok()?;
+        let (mut kind, mut payload, mut at) = (None, None, None);
+        for pair in fields.chunks(2) {
+            let [name, value] = pair else { return None };
+            match text(name)?.as_str() {
+                "k" => kind = text(value),
+                "m" => payload = bytes(value),
+                "t" => at = text(value)?.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        if at? <= oldest {
+            continue;
+        }
+        let message = match kind?.as_str() {
+            "b" => Message::Binary(payload?),
+            _ => Message::Text(Utf8Bytes::try_from(payload?).ok()?),
+        };
+        messages.push(Recorded {
+            position: Position::new(epoch, offset),
+            message,
+        });
+    }
+    Some(Some(Stored {
+        epoch,
+        last,
+        messages,
+    }))
+}
+
+fn bytes(value: &Value) -> Option<Bytes> {
+    match value {
+        Value::BulkString(data) => Some(Bytes::copy_from_slice(data)),
+        Value::SimpleString(text) => Some(Bytes::copy_from_slice(text.as_bytes())),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::Int(n) => Some(n.to_string()),
+        other => String::from_utf8(bytes(other)?.to_vec()).ok(),
+    }
 }
 
 /// The major version in `INFO server`'s `redis_version:7.0.15` line.
