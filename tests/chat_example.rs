@@ -226,3 +226,80 @@ async fn a_join_loop_does_not_flood_the_room() {
         .unwrap()
         .contains("too many joins"));
 }
+
+#[tokio::test]
+async fn a_rejoin_with_since_replays_exactly_what_was_missed() {
+    let chat = start_chat().await;
+    let (mut ann, _) = open(chat.addr, None).await.unwrap();
+    let join = |since: Option<&str>| {
+        let mut msg = json!({"type": "join", "room": "r", "nick": "ann", "key": "k1"});
+        if let Some(since) = since {
+            msg["since"] = json!(since);
+        }
+        msg
+    };
+    send(&mut ann, join(None)).await;
+    assert_eq!(next_of(&mut ann, "joined").await["replayed"], 0);
+    send(&mut ann, json!({"type": "say", "text": "one"})).await;
+    let one = next_of(&mut ann, "message").await;
+    let position = one["position"].as_str().expect("a position").to_owned();
+    assert!(one["ts"].as_u64().is_some());
+    drop(ann);
+    let (mut bob, _) = open(chat.addr, None).await.unwrap();
+    send(
+        &mut bob,
+        json!({"type": "join", "room": "r", "nick": "bob"}),
+    )
+    .await;
+    next_of(&mut bob, "joined").await;
+    for text in ["two", "three"] {
+        send(&mut bob, json!({"type": "say", "text": text})).await;
+        next_of(&mut bob, "message").await;
+    }
+    // Back, with the same key (the nickname is its own again) and the
+    // last position seen: exactly the two it missed, then `joined`.
+    let (mut back, _) = open(chat.addr, None).await.unwrap();
+    send(&mut back, join(Some(&position))).await;
+    let mut replayed = Vec::new();
+    loop {
+        let msg = next_json(&mut back).await;
+        match msg["type"].as_str() {
+            Some("message") => replayed.push(msg["text"].as_str().unwrap().to_owned()),
+            Some("joined") => {
+                assert_eq!(msg["replayed"], 2);
+                assert_eq!(msg["gap"], Value::Null);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(replayed, ["two", "three"]);
+}
+
+#[tokio::test]
+async fn help_exits_cleanly_and_mistakes_say_why() {
+    for flag in ["--help", "-h"] {
+        let out = Command::new(example_path("chat"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}: {:?}", out.status);
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: chat"));
+    }
+    let out = Command::new(example_path("chat"))
+        .arg("--nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --nope"));
+    // A busy address is named.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = Command::new(example_path("chat"))
+        .arg(&addr)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("cannot listen on {addr}")), "{said}");
+}

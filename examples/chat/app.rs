@@ -12,7 +12,7 @@ use hyperws::sse::{KeepAlive, Sse};
 use hyperws::{IntoResponse, WebSocket};
 
 use crate::protocol::{
-    check_name, check_text, now_ms, FromPage, ToPage, MAX_NICK, MAX_ROOM, MAX_TEXT,
+    check_name, check_text, now_ms, FromPage, ToPage, MAX_KEY, MAX_NICK, MAX_ROOM, MAX_TEXT,
 };
 
 /// Joins a connection may make in a burst, and how often one more is
@@ -108,22 +108,33 @@ impl App {
         }
     }
 
-    /// The nicknames in `room` on every process (the hub's presence;
-    /// read-only SSE viewers have none and are left out).
-    async fn nicks(&self, room: &str) -> Vec<(ConnectionId, String)> {
+    /// Who is in `room` on every process: id, nickname and visitor key
+    /// (presence info is `NICK` or `NICK\nKEY`; read-only SSE viewers have
+    /// none and are left out).
+    async fn nicks(&self, room: &str) -> Vec<(ConnectionId, String, String)> {
         let list = self.hub.presence(room).await;
         list.members
             .into_iter()
             .filter(|m| !m.info.is_empty())
-            .map(|m| (m.id, m.info))
+            .map(|m| {
+                let (nick, key) = m.info.split_once('\n').unwrap_or((&m.info, ""));
+                (m.id, nick.to_owned(), key.to_owned())
+            })
             .collect()
     }
 
     /// Tells this process's members of `room` who is in it; each process
     /// tells its own members, as each is told of the joins and leaves.
     async fn presence(&self, room: &str) {
-        let mut nicks: Vec<String> = self.nicks(room).await.into_iter().map(|(_, n)| n).collect();
+        // A visitor whose old connection's process died shows once.
+        let mut nicks: Vec<String> = self
+            .nicks(room)
+            .await
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect();
         nicks.sort();
+        nicks.dedup();
         let _ = self
             .hub
             .to(room)
@@ -131,26 +142,34 @@ impl App {
             .send_json(&ToPage::Presence { room, nicks });
     }
 
-    /// Whether someone else in `room` goes by `nick`; with `before`, only
-    /// those whose id sorts before it (of two that joined at once, the
-    /// later id steps back).
-    async fn taken(&self, room: &str, nick: &str, me: ConnectionId, before: bool) -> bool {
+    /// Whether another visitor in `room` goes by `nick` (the same key is
+    /// the same visitor); with `before`, only those whose id sorts before
+    /// `me` (of two that joined at once, the later id steps back).
+    async fn taken(
+        &self,
+        room: &str,
+        nick: &str,
+        key: &str,
+        me: ConnectionId,
+        before: bool,
+    ) -> bool {
         let nick = nick.to_lowercase();
-        self.nicks(room)
-            .await
-            .iter()
-            .any(|(id, n)| *id != me && n.to_lowercase() == nick && (!before || *id < me))
+        self.nicks(room).await.iter().any(|(id, n, k)| {
+            *id != me
+                && n.to_lowercase() == nick
+                && (key.is_empty() || k != key)
+                && (!before || *id < me)
+        })
     }
 
     async fn join(
         &self,
         conn: &Connection,
-        room: String,
-        nick: String,
+        (room, nick, key): (String, String, String),
         since: Option<Position>,
     ) -> Result<(), String> {
         let taken = || format!("{nick} is taken in {room}: pick another nickname");
-        if self.taken(&room, &nick, conn.id(), false).await {
+        if self.taken(&room, &nick, &key, conn.id(), false).await {
             return Err(taken());
         }
         let previous = self.people().remove(&conn.id());
@@ -164,11 +183,15 @@ impl App {
         }
         // Presence shows the nickname; the replay of what was missed is
         // queued ahead of any live message.
-        conn.set_info(&nick);
+        conn.set_info(&if key.is_empty() {
+            nick.clone()
+        } else {
+            format!("{nick}\n{key}")
+        });
         let resumed = conn.join_since(&room, since).await;
         // Read, then joined: two visitors on two processes may both have
         // passed the check above; the one with the later id steps back.
-        if self.taken(&room, &nick, conn.id(), true).await {
+        if self.taken(&room, &nick, &key, conn.id(), true).await {
             conn.leave(&room);
             return Err(taken());
         }
@@ -252,10 +275,22 @@ pub(crate) async fn session(app: App, socket: WebSocket) {
             tell(&conn, &ToPage::Error { text });
         };
         match msg {
-            Ok(FromPage::Join { room, nick, since }) => {
+            Ok(FromPage::Join {
+                room,
+                nick,
+                since,
+                key,
+            }) => {
                 let (room, nick) = (room.trim().to_owned(), nick.trim().to_owned());
+                let key = key.unwrap_or_default();
                 let checked = check_name(&nick, "nickname", MAX_NICK)
-                    .and_then(|()| check_name(&room, "room name", MAX_ROOM));
+                    .and_then(|()| check_name(&room, "room name", MAX_ROOM))
+                    .and_then(|()| {
+                        let fine =
+                            key.len() <= MAX_KEY && key.bytes().all(|b| b.is_ascii_alphanumeric());
+                        fine.then_some(())
+                            .ok_or_else(|| "a key is up to 64 letters and digits".to_owned())
+                    });
                 if let Err(why) = checked {
                     error(&why);
                     continue;
@@ -266,7 +301,7 @@ pub(crate) async fn session(app: App, socket: WebSocket) {
                 }
                 // An unreadable position is a first visit.
                 let since = since.and_then(|s| s.parse().ok());
-                if let Err(why) = app.join(&conn, room, nick, since).await {
+                if let Err(why) = app.join(&conn, (room, nick, key), since).await {
                     error(&why);
                 }
             }

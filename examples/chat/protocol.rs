@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) const MAX_NICK: usize = 24;
 pub(crate) const MAX_ROOM: usize = 32;
 pub(crate) const MAX_TEXT: usize = 2000;
+/// Longest visitor key accepted, in bytes.
+pub(crate) const MAX_KEY: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -22,6 +24,11 @@ pub(crate) enum FromPage {
         /// replays what came after it (or the recent history, without).
         #[serde(default)]
         since: Option<String>,
+        /// A random key the page keeps: a nickname held by a connection
+        /// with the same key is this visitor's own (a tab reconnecting
+        /// before its old connection's process has been seen gone).
+        #[serde(default)]
+        key: Option<String>,
     },
     Say {
         text: String,

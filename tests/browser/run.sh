@@ -4,7 +4,7 @@
 # then the echo example in both compression modes, against Chromium's
 # permessage-deflate.
 # Needs Debian's chromium (/usr/bin/chromium), redis-server and Node;
-# installs playwright-core from the lock file. Screenshot: <target dir>/chat.png.
+# installs playwright-core from the lock file. Screenshots: <target dir>/chat*.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -55,6 +55,13 @@ for p in "$one" "$two"; do
   wait_for "$p" "$target/chat-server-$p.log"
 done
 timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$one" "http://127.0.0.1:$two"
+
+# The chat as people use it (resume.mjs starts, kills and restarts its own
+# two chat processes on the same Redis): reconnect and resume after a
+# restart, history on reload, the EventSource view, limits, 375 px.
+# Screenshots: <target dir>/chat-resumed.png, chat-375.png.
+timeout 180 node tests/browser/resume.mjs "$target/debug/examples/chat" \
+  "redis://127.0.0.1:$redis_port/" "$(free_port)" "$(free_port)" "$target"
 
 # The echo example, compressed: dedicated, shared, and dedicated with
 # context takeover.
