@@ -7,49 +7,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{ask, follow, gets, instance, member, next, Client};
+use common::cluster::{ask, follow, gets, history, instance, line, member, resume};
 use common::TIMEOUT;
 use futures_util::SinkExt;
-use hyperws::hub::{backplane, Gap, History, Hub, Position};
-use hyperws::Message;
+use hyperws::hub::{backplane, Gap, Hub, Position};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
-
-/// Members receive `POSITION TEXT`.
-fn history() -> History {
-    History::new().render(|position, msg| {
-        Message::text(format!("{position} {}", msg.as_text().unwrap_or_default()))
-    })
-}
 
 async fn record(hub: &Hub, room: &str, text: &str) -> Position {
     hub.to(room)
         .record(text.to_owned())
         .await
         .expect("recorded")
-}
-
-/// Joins `room` with a replay after `since`; returns the replayed texts and
-/// the `resumed ..` answer that follows them.
-async fn resume(client: &mut Client, room: &str, since: Option<Position>) -> (Vec<String>, String) {
-    let command = match since {
-        Some(since) => format!("resume {room} {since}"),
-        None => format!("resume {room}"),
-    };
-    client.send(ts::Message::text(command)).await.unwrap();
-    let mut replayed = Vec::new();
-    loop {
-        let text = next(client).await.expect("an answer to resume");
-        if text.starts_with("resumed ") {
-            return (replayed, text);
-        }
-        replayed.push(text);
-    }
-}
-
-/// `POSITION TEXT` of a message recorded at `position`.
-fn line(position: Position, text: &str) -> String {
-    format!("{position} {text}")
 }
 
 #[tokio::test]

@@ -9,21 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{follow, gets, instance, member, next, Client};
+use common::cluster::{follow, gets, history, instance, line, member, next, resume};
 use common::redis::{free_port, Redis};
 use common::TIMEOUT;
 use futures_util::SinkExt;
 use hyperws::hub::{backplane, Gap, History, Hub, Position};
-use hyperws::Message;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite as ts;
-
-/// Members receive `POSITION TEXT`.
-fn history() -> History {
-    History::new().render(|position, msg| {
-        Message::text(format!("{position} {}", msg.as_text().unwrap_or_default()))
-    })
-}
 
 /// A hub on `redis` keeping `history` there.
 fn hub(redis: &Redis, history: History) -> Hub {
@@ -38,27 +30,6 @@ async fn record(hub: &Hub, room: &str, text: &str) -> Position {
         .await
         .expect("record timed out")
         .expect("recorded")
-}
-
-/// Joins `room` after `since`; returns the replayed texts and the answer.
-async fn resume(client: &mut Client, room: &str, since: Option<Position>) -> (Vec<String>, String) {
-    let command = match since {
-        Some(since) => format!("resume {room} {since}"),
-        None => format!("resume {room}"),
-    };
-    client.send(ts::Message::text(command)).await.unwrap();
-    let mut replayed = Vec::new();
-    loop {
-        let text = next(client).await.expect("an answer to resume");
-        if text.starts_with("resumed ") {
-            return (replayed, text);
-        }
-        replayed.push(text);
-    }
-}
-
-fn line(position: Position, text: &str) -> String {
-    format!("{position} {text}")
 }
 
 #[tokio::test]
@@ -107,27 +78,15 @@ async fn clients_rejoining_across_processes_during_records_from_both_miss_nothin
     const MESSAGES: u64 = 1000;
     const CLIENTS: u64 = 4;
     let redis = Redis::start(free_port());
-    let kept = || history().max_messages(MESSAGES as usize);
-    let hubs = [
+    let process = || {
+        let backplane = backplane::Redis::new(&redis.url()).unwrap();
         Hub::builder()
-            .backplane(
-                backplane::Redis::new(&redis.url())
-                    .unwrap()
-                    .prefix("test-history"),
-            )
-            .history(kept())
+            .backplane(backplane.prefix("test-history"))
+            .history(history().max_messages(MESSAGES as usize))
             .queue_capacity(2 * MESSAGES as usize + 64)
-            .build(),
-        Hub::builder()
-            .backplane(
-                backplane::Redis::new(&redis.url())
-                    .unwrap()
-                    .prefix("test-history"),
-            )
-            .history(kept())
-            .queue_capacity(2 * MESSAGES as usize + 64)
-            .build(),
-    ];
+            .build()
+    };
+    let hubs = [process(), process()];
     let addrs = [
         instance(hubs[0].clone()).await,
         instance(hubs[1].clone()).await,

@@ -9,12 +9,10 @@ mod common;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::TIMEOUT;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::StatusCode;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyperws::extract::{LastEventId, State};
 use hyperws::routing::get;
 use hyperws::sse::{Event, KeepAlive, Sse};
@@ -88,25 +86,7 @@ async fn read_until(body: &mut Incoming, seen: &mut String, text: &str) {
 
 async fn check(version: http::Version) {
     let (addr, events, stop, server) = start().await;
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = Request::get(format!("http://{addr}/events"))
-        .header("last-event-id", "7")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let res = if version == http::Version::HTTP_2 {
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    };
+    let res = common::sse::get(addr, "/events", Some("7".into()), version).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.version(), version);
     let headers = res.headers();

@@ -9,14 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::cluster::Client;
 use common::TIMEOUT;
 use futures_util::StreamExt;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyperws::extract::{LastEventId, Path, State};
 use hyperws::hub::{History, Hub, Position};
 use hyperws::routing::get;
@@ -80,26 +77,8 @@ async fn follow(
     last: Option<Position>,
     version: http::Version,
 ) -> Incoming {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = Request::get(format!("http://{addr}/rooms/{room}/events"));
-    if let Some(last) = last {
-        req = req.header("last-event-id", last.to_string());
-    }
-    let req = req.body(Empty::<Bytes>::new()).unwrap();
-    let res = if version == http::Version::HTTP_2 {
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        send.send_request(req).await.unwrap()
-    };
+    let path = format!("/rooms/{room}/events");
+    let res = common::sse::get(addr, &path, last.map(|p| p.to_string()), version).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), version);
     res.into_body()

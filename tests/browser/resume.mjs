@@ -15,6 +15,8 @@ if (!shots) {
   process.exit(2);
 }
 const a = `http://127.0.0.1:${portA}`;
+// A room of its own: the Redis may hold other rounds' history.
+const room = `away-${Date.now()}`;
 const b = `http://127.0.0.1:${portB}`;
 
 const servers = {};
@@ -52,7 +54,7 @@ try {
     await page.waitForSelector("#status:text('connected')");
     return page;
   };
-  const join = async (page, nick, room = "lobby") => {
+  const join = async (page, nick) => {
     await page.fill("#nick", nick);
     await page.fill("#room", room);
     await page.click("#joinbtn");
@@ -75,7 +77,7 @@ try {
     await join(cy, "cy");
     await say(ada, "first");
     for (const page of [ada, bob, cy]) await page.waitForSelector(".msg:has-text('first')");
-    await view.goto(`${a}/rooms/lobby`);
+    await view.goto(`${a}/rooms/${room}`);
     await view.waitForSelector(".msg:has-text('first')");
   });
 

@@ -205,3 +205,37 @@ pub async fn follow(client: &mut Client, after: u64, until: u64) -> Position {
         expected += 1;
     }
 }
+
+/// A history whose members receive `POSITION TEXT`.
+pub fn history() -> hyperws::hub::History {
+    hyperws::hub::History::new().render(|position, msg| {
+        Message::text(format!("{position} {}", msg.as_text().unwrap_or_default()))
+    })
+}
+
+/// `POSITION TEXT` of a message recorded at `position`.
+pub fn line(position: Position, text: &str) -> String {
+    format!("{position} {text}")
+}
+
+/// Joins `room` with a replay after `since`; returns the replayed texts
+/// and the `resumed ..` answer that follows them.
+pub async fn resume(
+    client: &mut Client,
+    room: &str,
+    since: Option<Position>,
+) -> (Vec<String>, String) {
+    let command = match since {
+        Some(since) => format!("resume {room} {since}"),
+        None => format!("resume {room}"),
+    };
+    client.send(ts::Message::text(command)).await.unwrap();
+    let mut replayed = Vec::new();
+    loop {
+        let text = next(client).await.expect("an answer to resume");
+        if text.starts_with("resumed ") {
+            return (replayed, text);
+        }
+        replayed.push(text);
+    }
+}

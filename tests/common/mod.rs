@@ -4,6 +4,8 @@
 #[cfg(feature = "router")]
 pub mod cluster;
 pub mod redis;
+#[cfg(feature = "http2")]
+pub mod sse;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -125,6 +125,23 @@ impl Redis {
         self
     }
 
+    /// Sends the task a request made with `request` from its reply
+    /// channel; resolves to the answer, or `None` when there is none (no
+    /// task, or Redis unreachable).
+    fn ask<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Option<T>>) -> Control,
+    ) -> impl std::future::Future<Output = Option<T>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.inputs(|i| i.control.send(request(reply)).is_ok());
+        async move {
+            match sent {
+                Some(true) => answer.await.ok().flatten(),
+                _ => None,
+            }
+        }
+    }
+
     fn inputs<T>(&self, f: impl FnOnce(&Inputs) -> T) -> Option<T> {
         let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         started.as_ref().map(f)
@@ -194,51 +211,23 @@ impl Backplane for Redis {
     }
 
     fn record(&self, record: Record) -> RecordFuture {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.inputs(|i| {
-            i.control
-                .send(Control::Record {
-                    record: Box::new(record),
-                    reply,
-                })
-                .is_ok()
-        });
-        Box::pin(async move {
-            match sent {
-                Some(true) => answer.await.ok().flatten(),
-                _ => None,
-            }
-        })
+        Box::pin(self.ask(|reply| Control::Record {
+            record: Box::new(record),
+            reply,
+        }))
     }
 
     fn stored(&self, room: &str, max_age: Duration) -> StoredFuture {
-        let (reply, answer) = oneshot::channel();
-        let read = Control::Stored {
-            room: room.to_owned(),
+        let room = room.to_owned();
+        Box::pin(self.ask(|reply| Control::Stored {
+            room,
             max_age,
             reply,
-        };
-        let sent = self.inputs(|i| i.control.send(read).is_ok());
-        Box::pin(async move {
-            match sent {
-                Some(true) => answer.await.ok().flatten(),
-                _ => None,
-            }
-        })
+        }))
     }
 
     fn presence(&self, room: &str) -> PresenceFuture {
-        let (reply, answer) = oneshot::channel();
-        let read = Control::Read {
-            room: room.to_owned(),
-            reply,
-        };
-        let sent = self.inputs(|i| i.control.send(read).is_ok());
-        Box::pin(async move {
-            match sent {
-                Some(true) => answer.await.ok().flatten(),
-                _ => None,
-            }
-        })
+        let room = room.to_owned();
+        Box::pin(self.ask(|reply| Control::Read { room, reply }))
     }
 }
