@@ -7,12 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{ask, follow, gets, history, instance, line, member, resume};
+use common::cluster::{ask, gets, history, instance, leave_and_resume, line, member, resume};
 use common::TIMEOUT;
-use futures_util::SinkExt;
 use hyperws::hub::{backplane, Gap, Hub, Position};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite as ts;
 
 async fn record(hub: &Hub, room: &str, text: &str) -> Position {
     hub.to(room)
@@ -90,16 +88,8 @@ async fn resuming_while_messages_keep_coming_loses_and_repeats_nothing() {
         .map(|c| {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(c * 20)).await;
-                let (mut client, _) = member(addr, &[]).await;
-                client.send(ts::Message::text("resume r")).await.unwrap();
                 let cut = MESSAGES / (CLIENTS + 1) * (c + 1);
-                let seen = follow(&mut client, 0, cut).await;
-                drop(client);
-                let (mut back, _) = member(addr, &[]).await;
-                back.send(ts::Message::text(format!("resume r {seen}")))
-                    .await
-                    .unwrap();
-                follow(&mut back, cut, MESSAGES).await;
+                leave_and_resume(addr, addr, cut, MESSAGES).await;
             })
         })
         .collect();

@@ -9,13 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{follow, gets, history, instance, line, member, next, resume};
+use common::cluster::{gets, history, instance, leave_and_resume, line, member, next, resume};
 use common::redis::{free_port, Redis};
 use common::TIMEOUT;
-use futures_util::SinkExt;
 use hyperws::hub::{backplane, Gap, History, Hub, Position};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite as ts;
 
 /// A hub on `redis` keeping `history` there.
 fn hub(redis: &Redis, history: History) -> Hub {
@@ -108,18 +106,10 @@ async fn clients_rejoining_across_processes_during_records_from_both_miss_nothin
         .map(|c| {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(c * 40)).await;
-                let first = addrs[(c % 2) as usize];
-                let (mut client, _) = member(first, &[]).await;
-                client.send(ts::Message::text("resume r")).await.unwrap();
                 let cut = MESSAGES / (CLIENTS + 1) * (c + 1);
-                let seen = follow(&mut client, 0, cut).await;
-                drop(client);
                 // Back on the other process.
-                let (mut back, _) = member(addrs[((c + 1) % 2) as usize], &[]).await;
-                back.send(ts::Message::text(format!("resume r {seen}")))
-                    .await
-                    .unwrap();
-                follow(&mut back, cut, MESSAGES).await;
+                let (first, then) = (addrs[(c % 2) as usize], addrs[((c + 1) % 2) as usize]);
+                leave_and_resume(first, then, cut, MESSAGES).await;
             })
         })
         .collect();

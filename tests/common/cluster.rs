@@ -239,3 +239,18 @@ pub async fn resume(
         replayed.push(text);
     }
 }
+
+/// A client that follows room `r` on `first` from its history up to offset
+/// `cut`, leaves, and comes back on `then` with the last position it saw,
+/// following up to `total`: every offset once, in order.
+pub async fn leave_and_resume(first: SocketAddr, then: SocketAddr, cut: u64, total: u64) {
+    let (mut client, _) = member(first, &[]).await;
+    client.send(ts::Message::text("resume r")).await.unwrap();
+    let seen = follow(&mut client, 0, cut).await;
+    drop(client);
+    let (mut back, _) = member(then, &[]).await;
+    back.send(ts::Message::text(format!("resume r {seen}")))
+        .await
+        .unwrap();
+    follow(&mut back, cut, total).await;
+}
