@@ -26,6 +26,7 @@
 //! and the task reconnects with a growing delay, then subscribes again to
 //! every channel it should be on and records its members' presence again.
 
+mod history;
 mod task;
 
 use std::fmt;
