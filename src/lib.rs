@@ -126,6 +126,7 @@ pub mod routing;
 mod serve;
 mod socket;
 pub mod sse;
+mod telemetry;
 #[cfg(feature = "router")]
 pub mod test;
 mod transport;
@@ -169,6 +170,9 @@ mod guide_routing {}
 #[cfg(all(doctest, feature = "router", feature = "json"))]
 #[doc = include_str!("../docs/performance.md")]
 mod guide_performance {}
+#[cfg(all(doctest, feature = "router", feature = "metrics"))]
+#[doc = include_str!("../docs/observability.md")]
+mod guide_observability {}
 
 /// The rustls crate, as used by [`Serve::tls`].
 #[cfg(feature = "tls")]

@@ -150,7 +150,7 @@ rejection! {
 }
 
 macro_rules! rejection_enum {
-    ($($variant:ident),+ $(,)?) => {
+    ($($variant:ident => $reason:literal),+ $(,)?) => {
         /// Why a request is not a WebSocket handshake this server accepts.
         ///
         /// Each variant is a response: return it from a handler, or call
@@ -177,6 +177,14 @@ macro_rules! rejection_enum {
                 match self { $(Self::$variant(r) => r.body_text(),)+ }
             }
 
+            /// A short, stable name for the failure (`origin_refused`,
+            /// `invalid_key`, ...), as logs and the `reason` label of
+            /// `hyperws_handshakes_total` carry it.
+            #[must_use]
+            pub fn reason(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $reason,)+ }
+            }
+
             fn header(&self) -> Option<(HeaderName, HeaderValue)> {
                 match self { $(Self::$variant(r) => r.header(),)+ }
             }
@@ -195,19 +203,19 @@ macro_rules! rejection_enum {
 }
 
 rejection_enum!(
-    MethodNotGet,
-    MethodNotConnect,
-    HttpVersionTooOld,
-    MissingHost,
-    InvalidConnectionHeader,
-    InvalidUpgradeHeader,
-    InvalidProtocolPseudoHeader,
-    UnsupportedVersion,
-    InvalidKey,
-    DuplicateHeader,
-    InvalidProtocolHeader,
-    OriginRefused,
-    NoMatchingProtocol,
-    TooManyWebSockets,
-    ConnectionNotUpgradable,
+    MethodNotGet => "method_not_get",
+    MethodNotConnect => "method_not_connect",
+    HttpVersionTooOld => "http_version_too_old",
+    MissingHost => "missing_host",
+    InvalidConnectionHeader => "invalid_connection_header",
+    InvalidUpgradeHeader => "invalid_upgrade_header",
+    InvalidProtocolPseudoHeader => "invalid_protocol_pseudo_header",
+    UnsupportedVersion => "unsupported_version",
+    InvalidKey => "invalid_key",
+    DuplicateHeader => "duplicate_header",
+    InvalidProtocolHeader => "invalid_protocol_header",
+    OriginRefused => "origin_refused",
+    NoMatchingProtocol => "no_matching_protocol",
+    TooManyWebSockets => "too_many_websockets",
+    ConnectionNotUpgradable => "connection_not_upgradable",
 );

@@ -303,3 +303,71 @@ async fn help_exits_cleanly_and_mistakes_say_why() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains(&format!("cannot listen on {addr}")), "{said}");
 }
+
+/// `/metrics` after real traffic: two visitors, three messages, a refused
+/// page from elsewhere and one visitor leaving, each counted.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_count_the_traffic_in_prometheus_text() {
+    use common::prometheus::{eventually, sample, scrape};
+    let chat = start_chat().await;
+    let (mut alice, _) = open(chat.addr, None).await.unwrap();
+    let (mut bob, _) = open(chat.addr, None).await.unwrap();
+    assert_eq!(
+        open(chat.addr, Some("https://evil.example"))
+            .await
+            .unwrap_err(),
+        403
+    );
+    for (client, nick) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        send(
+            client,
+            json!({"type": "join", "room": "lobby", "nick": nick}),
+        )
+        .await;
+        next_of(client, "joined").await;
+    }
+    for i in 0..3 {
+        send(
+            &mut alice,
+            json!({"type": "say", "text": format!("hi {i}")}),
+        )
+        .await;
+    }
+    for client in [&mut alice, &mut bob] {
+        for i in 0..3 {
+            assert_eq!(next_of(client, "message").await["text"], format!("hi {i}"));
+        }
+    }
+    let text = scrape(chat.addr).await;
+    let handshakes =
+        |t: &str, labels: &[(&str, &str)]| sample(t, "hyperws_handshakes_total", labels);
+    assert_eq!(handshakes(&text, &[("result", "accepted")]), 2.0);
+    let refused = [("result", "rejected"), ("reason", "origin_refused")];
+    assert_eq!(handshakes(&text, &refused), 1.0);
+    assert_eq!(sample(&text, "hyperws_websockets_open", &[]), 2.0);
+    // Two joins and three messages came in, all text.
+    let received = |kind| sample(&text, "hyperws_messages_received_total", &[("kind", kind)]);
+    assert_eq!(received("text"), 5.0);
+    assert_eq!(received("binary"), 0.0);
+    // Out: at least a welcome and a 'joined' each, and the three messages
+    // to both (notices and online lists come on top).
+    let sent = sample(&text, "hyperws_messages_sent_total", &[("kind", "text")]);
+    assert!(sent >= 10.0, "{sent}");
+    assert!(
+        sample(&text, "hyperws_bytes_sent_total", &[])
+            > sample(&text, "hyperws_bytes_received_total", &[])
+    );
+
+    bob.close(None).await.unwrap();
+    while bob.next().await.is_some() {}
+    let text = eventually(chat.addr, |t| {
+        sample(t, "hyperws_websockets_open", &[]) == 1.0
+    })
+    .await;
+    let code = [("code", "1005")];
+    assert_eq!(
+        sample(&text, "hyperws_close_codes_received_total", &code),
+        1.0
+    );
+}

@@ -23,6 +23,10 @@
 //! `/rooms/NAME`), each event's `id` the message's position, so that
 //! `Last-Event-ID` resumes exactly after it.
 //!
+//! With `--features metrics`, `/metrics` serves the crate's metrics
+//! (docs/observability.md) in Prometheus' text format, through
+//! `metrics-exporter-prometheus`.
+//!
 //! It is written to be copied, so it is careful: only pages it served
 //! itself may connect (same-origin policy; clients that send no `Origin`,
 //! which browsers always do, are let in); nicknames are unique in a room
@@ -58,7 +62,9 @@ const USAGE: &str = "usage: chat [--listen ADDR] [--redis redis://HOST:PORT]
   --listen ADDR   where to listen (default 127.0.0.1:3000; a bare ADDR works too)
   --redis URL     share rooms, presence and history with other chat processes
                   on this Redis (needs --features redis)
-  -h, --help      this text";
+  -h, --help      this text
+
+With --features metrics, /metrics serves Prometheus' text format.";
 
 /// What the command line asked for.
 struct Options {
@@ -110,6 +116,8 @@ async fn main() {
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     let options = options();
+    #[cfg(feature = "metrics")]
+    let scrape = prometheus();
     // Every room keeps presence and history; a join or leave anywhere
     // marks the room's "online" list as changed here.
     let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -175,8 +183,16 @@ async fn main() {
                 ws.on_upgrade(move |socket| app::session(app, socket))
             }),
         )
-        .websocket_config(config)
-        .with_state(state);
+        .websocket_config(config);
+    #[cfg(feature = "metrics")]
+    let app = app.route(
+        "/metrics",
+        get(move || {
+            let text = scrape.render();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+        }),
+    );
+    let app = app.with_state(state);
     let listener = match tokio::net::TcpListener::bind(&options.addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -195,4 +211,27 @@ async fn main() {
         eprintln!("chat: {err}");
         std::process::exit(1);
     }
+}
+
+/// Installs the Prometheus recorder that `/metrics` renders, before any
+/// metric is touched.
+#[cfg(feature = "metrics")]
+fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    let handle = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => handle,
+        Err(err) => {
+            eprintln!("chat: cannot install the metrics recorder: {err}");
+            std::process::exit(1);
+        }
+    };
+    // Histograms are summarised between scrapes: keep them fresh.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    handle
 }

@@ -270,6 +270,7 @@ impl Hub {
     /// again.
     pub fn connect(&self, mut socket: WebSocket) -> (Connection, Inbox) {
         let id = ConnectionId::next(self.inner.node);
+        socket.span().record("id", tracing::field::display(id));
         let outbox = Arc::new(Outbox::new(
             self.inner.queue_capacity,
             self.inner.slow_consumer,

@@ -245,8 +245,10 @@ impl Outbox {
                         state.held.pop_front();
                     }
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    crate::telemetry::slow_consumer_dropped(1);
                 }
                 SlowConsumer::Close(_) => {
+                    crate::telemetry::slow_consumer_closed();
                     state.overflowed = true;
                     state.queue = VecDeque::new();
                     state.held = VecDeque::new();
@@ -350,6 +352,7 @@ impl Outbox {
         if !state.queue.is_empty() {
             // The whole queue at once: the next push starts a new, small one.
             let batch = std::mem::take(&mut state.queue);
+            crate::telemetry::hub_batch(batch.len());
             let parked = state.parked.take()?;
             return Some(Next::Send(batch, parked));
         }
@@ -380,7 +383,9 @@ impl Outbox {
             });
         }
         if !state.queue.is_empty() {
-            return Poll::Ready(Pulled::Batch(std::mem::take(&mut state.queue)));
+            let batch = std::mem::take(&mut state.queue);
+            crate::telemetry::hub_batch(batch.len());
+            return Poll::Ready(Pulled::Batch(batch));
         }
         if state.finished || state.shutting_down {
             return Poll::Ready(Pulled::End);

@@ -254,6 +254,7 @@ impl Serve {
             connections.spawn(async move {
                 // Held until the connection ends: its place under the cap.
                 let _permit = permit;
+                let _open = crate::telemetry::OpenConnection::new();
                 conn.serve(tcp).await;
             });
         }

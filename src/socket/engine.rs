@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::keepalive::{Due, Keepalive};
 use crate::lifecycle::Shutdown;
 use crate::message::{CloseFrame, Message, Utf8Bytes};
+use crate::telemetry::SocketTelemetry;
 use crate::transport::{Outgoing, Transport, DIRECT_MIN};
 
 impl WebSocket {
@@ -27,8 +28,10 @@ impl WebSocket {
         write_limit: usize,
         protocol: Option<Utf8Bytes>,
         peer_addr: Option<SocketAddr>,
+        telemetry: SocketTelemetry,
     ) -> Self {
         let mut socket = Self {
+            telemetry,
             state: State::Dormant(transport),
             config,
             write_limit,
@@ -318,6 +321,7 @@ impl WebSocket {
                 Some(Ok(msg)) => {
                     let msg = Message::from_tungstenite(msg);
                     self.state.note_moved(msg.len());
+                    self.telemetry.received(&msg);
                     if let Some(keepalive) = &mut self.keepalive {
                         keepalive.heard();
                     }
@@ -355,6 +359,7 @@ impl WebSocket {
         };
         let cause = std::error::Error::source(err).map(ToString::to_string);
         tracing::debug!(%err, ?cause, code = frame.code, "failing WebSocket connection");
+        self.telemetry.sent(Some(&frame));
         let frame = Some(frame.into_tungstenite());
         // A dormant connection is woken up to say it.
         if let Ok(stream) = self.stream() {

@@ -135,6 +135,8 @@ use state::State;
 pub struct WebSocket {
     /// Who holds the connection (see `state.rs`).
     state: State,
+    /// Its span, counters and close codes.
+    telemetry: crate::telemetry::SocketTelemetry,
     config: WebSocketConfig,
     /// The most unwritten output before the connection stops taking more.
     write_limit: usize,
@@ -173,6 +175,12 @@ enum Peeked {
 }
 
 impl WebSocket {
+    /// The WebSocket's `tracing` span: `websocket`, with `peer`, `path`,
+    /// `protocol` and, once it joins a hub, `id`.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.telemetry.span()
+    }
+
     /// Receives the next message, or `None` once the connection is closed.
     ///
     /// Cancel safe: dropping the future loses no message.
@@ -325,6 +333,7 @@ impl Sink<Message> for WebSocket {
         // tungstenite holds it.
         this.state.stream(&this.config)?;
         this.state.note_moved(msg.len());
+        this.telemetry.sending(&msg);
         #[cfg(feature = "deflate")]
         let prepared = this.prepare.as_ref().and_then(|p| p.frame(&msg));
         #[cfg(feature = "deflate")]

@@ -23,6 +23,7 @@
 //!   connection whose client stopped reading.
 
 mod event;
+#[cfg(feature = "router")]
 pub(crate) mod served;
 
 use std::future::Future;
@@ -201,6 +202,7 @@ impl http_body::Body for SseBody {
 }
 
 /// Whether a response is an event stream (which `serve` ends at shutdown).
+#[cfg(feature = "router")]
 pub(crate) fn is_event_stream(res: &Response) -> bool {
     res.headers()
         .get(header::CONTENT_TYPE)

@@ -76,6 +76,9 @@ pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
     deflate_offers: Vec<crate::deflate::offer::Offer>,
     on_upgrade: OnUpgrade,
     on_failed_upgrade: F,
+    /// The WebSocket's `tracing` span (disabled, and free, when no
+    /// subscriber wants it).
+    span: tracing::Span,
 }
 
 impl WebSocketUpgrade {
@@ -93,7 +96,7 @@ impl WebSocketUpgrade {
         let result = Self::extract(
             &method,
             version,
-            authority.as_deref(),
+            (authority.as_deref(), req.uri().path()),
             req.headers(),
             &mut extensions,
         );
@@ -110,7 +113,10 @@ impl WebSocketUpgrade {
         Self::extract(
             &parts.method,
             parts.version,
-            parts.uri.authority().map(http::uri::Authority::as_str),
+            (
+                parts.uri.authority().map(http::uri::Authority::as_str),
+                parts.uri.path(),
+            ),
             &parts.headers,
             &mut parts.extensions,
         )
@@ -119,7 +125,20 @@ impl WebSocketUpgrade {
     fn extract(
         method: &Method,
         version: Version,
+        (authority, path): (Option<&str>, &str),
+        headers: &HeaderMap,
+        extensions: &mut Extensions,
+    ) -> Result<Self, WebSocketUpgradeRejection> {
+        Self::validate(method, version, authority, path, headers, extensions).inspect_err(|r| {
+            crate::telemetry::handshake_rejected(r);
+        })
+    }
+
+    fn validate(
+        method: &Method,
+        version: Version,
         authority: Option<&str>,
+        path: &str,
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
@@ -138,6 +157,18 @@ impl WebSocketUpgrade {
             .ok_or(ConnectionNotUpgradable)?;
         let config = extensions.get::<Config>().cloned().unwrap_or_default();
         let lifecycle = extensions.get::<Lifecycle>().cloned();
+        let peer_addr = lifecycle
+            .as_ref()
+            .and_then(|l| l.peer)
+            .or_else(|| extensions.get::<SocketAddr>().copied());
+        let peer = peer_addr.map(tracing::field::display);
+        let span = tracing::info_span!(
+            "websocket",
+            id = tracing::field::Empty,
+            peer,
+            path,
+            protocol = tracing::field::Empty,
+        );
         let mut upgrade = Self {
             config,
             key,
@@ -146,15 +177,13 @@ impl WebSocketUpgrade {
             origin,
             duplicate_origin,
             host,
-            peer_addr: lifecycle
-                .as_ref()
-                .and_then(|l| l.peer)
-                .or_else(|| extensions.get::<SocketAddr>().copied()),
+            peer_addr,
             lifecycle,
             #[cfg(feature = "deflate")]
             deflate_offers: crate::deflate::offer::deflate_offers(headers),
             on_upgrade,
             on_failed_upgrade: DefaultOnFailedUpgrade,
+            span,
         };
         upgrade.select_protocol();
         Ok(upgrade)
@@ -275,6 +304,7 @@ impl<F> WebSocketUpgrade<F> {
             deflate_offers: self.deflate_offers,
             on_upgrade: self.on_upgrade,
             on_failed_upgrade: callback,
+            span: self.span,
         }
     }
 
@@ -310,6 +340,24 @@ impl<F> WebSocketUpgrade<F> {
     /// when served by [`serve`](crate::serve) with a limit that is reached,
     /// or [`ConnectionNotUpgradable`] when called outside a tokio runtime.
     pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
+    where
+        C: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+        F: OnFailedUpgrade,
+    {
+        match self.accept(callback) {
+            Ok(response) => {
+                crate::telemetry::handshake_accepted();
+                Ok(response)
+            }
+            Err(rejection) => {
+                crate::telemetry::handshake_rejected(&rejection);
+                Err(rejection)
+            }
+        }
+    }
+
+    fn accept<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
     where
         C: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -353,8 +401,12 @@ impl<F> WebSocketUpgrade<F> {
             on_failed_upgrade,
             peer_addr,
             lifecycle,
+            span,
             ..
         } = self;
+        if let Some(protocol) = &protocol {
+            span.record("protocol", protocol.as_str());
+        }
         let transport_config = config.transport();
         let write_limit = config.write_limit();
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
@@ -383,6 +435,7 @@ impl<F> WebSocketUpgrade<F> {
                 write_limit,
                 protocol,
                 peer_addr,
+                crate::telemetry::SocketTelemetry::new(tracing::Span::current()),
             )
             .with_shutdown(shutdown)
             .with_keepalive(keepalive);
@@ -390,6 +443,7 @@ impl<F> WebSocketUpgrade<F> {
             let socket = socket.with_deflate(deflate);
             callback(socket).await;
         };
+        let session = tracing::Instrument::instrument(session, span);
         match lifecycle {
             Some(lifecycle) => runtime.spawn(lifecycle.tracker.track_future(session)),
             None => runtime.spawn(session),

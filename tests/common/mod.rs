@@ -3,6 +3,7 @@
 
 #[cfg(feature = "router")]
 pub mod cluster;
+pub mod prometheus;
 pub mod redis;
 #[cfg(feature = "http2")]
 pub mod sse;
@@ -186,8 +187,13 @@ async fn raw_inner(addr: SocketAddr, request: &[u8]) -> RawResponse {
 
 /// A valid HTTP/1.1 handshake with `extra` header lines (each ending in CRLF).
 pub fn handshake(extra: &str) -> Vec<u8> {
+    handshake_at("/chat", extra)
+}
+
+/// [`handshake`] to this path.
+pub fn handshake_at(path: &str, extra: &str) -> Vec<u8> {
     format!(
-        "GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
     )
     .into_bytes()
@@ -417,10 +423,19 @@ pub fn start_example(mut command: std::process::Command) -> Example {
 /// what the server sends backs up quickly), after its 101; nothing read
 /// past the response head.
 pub async fn small_buffer_websocket(addr: SocketAddr, recv_buffer: u32) -> TcpStream {
+    small_buffer_websocket_at(addr, "/chat", recv_buffer).await
+}
+
+/// [`small_buffer_websocket`] to this path.
+pub async fn small_buffer_websocket_at(
+    addr: SocketAddr,
+    path: &str,
+    recv_buffer: u32,
+) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(recv_buffer).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
-    stream.write_all(&handshake("")).await.unwrap();
+    stream.write_all(&handshake_at(path, "")).await.unwrap();
     // Byte by byte, so that no frame after the head is consumed.
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {

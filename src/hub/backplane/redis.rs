@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Backplane, Channel, Inbound, PresenceFuture, Record, RecordFuture, StoredFuture};
 use crate::error::Error;
 use crate::hub::{ConnectionId, NodeId};
-use task::{Control, Task};
+use task::{Control, Publish, Task};
 
 /// Publishes waiting to be sent; past this, new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;
@@ -67,7 +67,7 @@ pub struct Redis {
 }
 
 struct Inputs {
-    publish: mpsc::Sender<(String, Bytes)>,
+    publish: mpsc::Sender<Publish>,
     control: mpsc::UnboundedSender<Control>,
 }
 
@@ -172,8 +172,10 @@ impl Backplane for Redis {
 
     fn publish(&self, channel: Channel<'_>, packet: Bytes) {
         let name = channel.name(&self.prefix);
-        let queued = self.inputs(|i| i.publish.try_send((name, packet)).is_ok());
+        let publish = (name, packet, std::time::Instant::now());
+        let queued = self.inputs(|i| i.publish.try_send(publish).is_ok());
         if queued == Some(false) {
+            crate::telemetry::backplane_failed(1);
             tracing::warn!(
                 "hub backplane: publish queue full, message not sent to other processes"
             );

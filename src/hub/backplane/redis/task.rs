@@ -14,6 +14,9 @@ use super::history::{stored_from, RECORD, STORED};
 use crate::hub::{NodeId, Position, Present};
 use crate::message::Message;
 
+/// A packet for a channel, and when the hub handed it over.
+pub(super) type Publish = (String, Bytes, std::time::Instant);
+
 /// At most this many publishes go in one pipeline.
 const BATCH: usize = 256;
 
@@ -111,7 +114,7 @@ pub(super) struct Task {
     ttl: Duration,
     node: NodeId,
     inbound: Inbound,
-    publishes: mpsc::Receiver<(String, Bytes)>,
+    publishes: mpsc::Receiver<Publish>,
     changes: mpsc::UnboundedReceiver<Control>,
     /// The channels this hub should be subscribed to.
     wanted: HashSet<String>,
@@ -139,7 +142,7 @@ impl Task {
         prefix: String,
         ttl: Duration,
         (node, inbound): (NodeId, Inbound),
-        publishes: mpsc::Receiver<(String, Bytes)>,
+        publishes: mpsc::Receiver<Publish>,
         changes: mpsc::UnboundedReceiver<Control>,
     ) -> Self {
         Self {
@@ -220,6 +223,7 @@ impl Task {
             }
         }
         if self.dropped > 0 {
+            crate::telemetry::backplane_failed(self.dropped);
             tracing::warn!(
                 dropped = self.dropped,
                 "hub backplane: Redis unreachable; messages not sent to other processes"
@@ -543,14 +547,16 @@ impl Task {
                     pipe.cmd(flavour.publish).arg(&first.0).arg(first.1.as_ref()).ignore();
                     let mut batch = 1;
                     while batch < BATCH {
-                        let Ok((channel, packet)) = self.publishes.try_recv() else { break };
+                        let Ok((channel, packet, _)) = self.publishes.try_recv() else { break };
                         pipe.cmd(flavour.publish).arg(&channel).arg(packet.as_ref()).ignore();
                         batch += 1;
                     }
                     if let Err(err) = pipe.exec_async(&mut conn).await {
+                        crate::telemetry::backplane_failed(batch as u64);
                         tracing::warn!(messages = batch, "hub backplane: publish failed; messages not sent to other processes");
                         return Ended::Lost(err);
                     }
+                    crate::telemetry::backplane_lag(first.2.elapsed());
                 }
                 push = pushes.recv() => {
                     let Some(push) = push else {
