@@ -101,6 +101,8 @@
 //!
 //! [`on_upgrade`]: WebSocketUpgrade::on_upgrade
 
+#[cfg(feature = "axum")]
+mod axum;
 mod config;
 #[cfg(feature = "deflate")]
 mod deflate;
@@ -124,6 +126,7 @@ mod response;
 pub mod routing;
 #[cfg(feature = "router")]
 mod serve;
+mod sessions;
 mod socket;
 pub mod sse;
 mod telemetry;
@@ -142,6 +145,7 @@ pub use crate::extract::Json;
 pub use crate::message::{close_code, CloseFrame, Message, Utf8Bytes};
 pub use crate::rejection::WebSocketUpgradeRejection;
 pub use crate::response::{Body, BoxError, IntoResponse, Response};
+pub use crate::sessions::Sessions;
 pub use crate::socket::{ReuniteError, WebSocket, WebSocketReceiver, WebSocketSender};
 pub use crate::upgrade::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};
 #[cfg(feature = "router")]
@@ -170,6 +174,9 @@ mod guide_routing {}
 #[cfg(all(doctest, feature = "router", feature = "json"))]
 #[doc = include_str!("../docs/performance.md")]
 mod guide_performance {}
+#[cfg(all(doctest, feature = "router", feature = "axum"))]
+#[doc = include_str!("../docs/axum.md")]
+mod guide_axum {}
 #[cfg(all(doctest, feature = "router", feature = "metrics"))]
 #[doc = include_str!("../docs/observability.md")]
 mod guide_observability {}

@@ -42,6 +42,7 @@ use crate::rejection::{
     WebSocketUpgradeRejection,
 };
 use crate::response::{Body, IntoResponse, Response};
+use crate::sessions::Sessions;
 use crate::socket::WebSocket;
 use crate::transport::Transport;
 
@@ -156,7 +157,10 @@ impl WebSocketUpgrade {
             .remove::<OnUpgrade>()
             .ok_or(ConnectionNotUpgradable)?;
         let config = extensions.get::<Config>().cloned().unwrap_or_default();
-        let lifecycle = extensions.get::<Lifecycle>().cloned();
+        let lifecycle = extensions
+            .get::<Lifecycle>()
+            .or_else(|| extensions.get::<Sessions>().map(Sessions::lifecycle))
+            .cloned();
         let peer_addr = lifecycle
             .as_ref()
             .and_then(|l| l.peer)
@@ -166,6 +170,7 @@ impl WebSocketUpgrade {
             "websocket",
             id = tracing::field::Empty,
             peer,
+            client = tracing::field::Empty,
             path,
             protocol = tracing::field::Empty,
         );
@@ -261,6 +266,16 @@ impl<F> WebSocketUpgrade<F> {
     /// The write buffer limit; see [`Config::max_write_buffer_size`].
     pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
         self.config = self.config.max_write_buffer_size(bytes);
+        self
+    }
+
+    /// Sets the client's address that [`WebSocket::peer_addr`] reports
+    /// (and the span's `client` field shows), where the request does not
+    /// carry the right one: from axum's `ConnectInfo`, or the client behind
+    /// a reverse proxy (`ClientAddr`).
+    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.peer_addr = Some(addr);
+        self.span.record("client", tracing::field::display(addr));
         self
     }
 
