@@ -51,6 +51,9 @@ enum Kind {
     Json,
     /// A send could not be recorded in a room's history.
     History,
+    /// A setting given in code is invalid.
+    #[cfg_attr(not(feature = "router"), allow(dead_code))]
+    Config,
 }
 
 impl Error {
@@ -84,6 +87,11 @@ impl Error {
     #[cfg(feature = "redis")]
     pub(crate) fn backplane_runtime(err: tokio::runtime::TryCurrentError) -> Self {
         Self::new(Kind::Backplane, err)
+    }
+
+    #[cfg_attr(not(feature = "router"), allow(dead_code))]
+    pub(crate) fn config(why: String) -> Self {
+        Self::new(Kind::Config, why)
     }
 
     pub(crate) fn history(why: &'static str) -> Self {
@@ -220,6 +228,13 @@ impl Error {
         self.kind() == Kind::History
     }
 
+    /// A setting given in code is invalid, such as a trusted proxy that is
+    /// not an address ([`source`](std::error::Error::source) names it).
+    #[must_use]
+    pub fn is_config(&self) -> bool {
+        self.kind() == Kind::Config
+    }
+
     /// The close frame the server sends its peer when this error ends the
     /// connection: 1002 for a protocol error, 1007 for invalid UTF-8, 1009
     /// for a message too large, 1011 for a keepalive timeout, the policy's
@@ -264,6 +279,7 @@ impl Error {
             Kind::Backplane => "hub backplane configuration",
             Kind::Json => "invalid JSON message",
             Kind::History => "not recorded in the room's history",
+            Kind::Config => "invalid setting",
         }
     }
 }
@@ -335,6 +351,7 @@ mod tests {
             Kind::Upgrade,
             Kind::Json,
             Kind::History,
+            Kind::Config,
             Kind::WriteBufferFull,
         ] {
             assert_eq!(code(Error::from_parts(quiet, None)), None);

@@ -153,7 +153,7 @@ pub use crate::{
     extract::{ConnectInfo, Extension, Path, Query, State},
     handler::Handler,
     routing::Router,
-    serve::{serve, shutdown_signal, Serve},
+    serve::{serve, shutdown_signal, Serve, TrustedProxies},
 };
 // The guides' code blocks compile and run as doctests.
 #[cfg(all(doctest, feature = "router", feature = "json"))]
@@ -174,6 +174,9 @@ mod guide_routing {}
 #[cfg(all(doctest, feature = "router", feature = "json"))]
 #[doc = include_str!("../docs/performance.md")]
 mod guide_performance {}
+#[cfg(all(doctest, feature = "router"))]
+#[doc = include_str!("../docs/deployment.md")]
+mod guide_deployment {}
 #[cfg(all(doctest, feature = "router", feature = "axum"))]
 #[doc = include_str!("../docs/axum.md")]
 mod guide_axum {}

@@ -90,6 +90,7 @@ async fn until_connected(hub: &Hub, client: &mut Client) {
 
 #[tokio::test]
 async fn hubs_share_broadcasts_through_redis_exactly_once_and_survive_a_restart() {
+    require!("redis-server", "redis-server");
     let redis = Redis::start(free_port());
     let port = redis.port();
     let hub1 = redis_hub(&redis);
@@ -182,6 +183,7 @@ async fn until_subscribers(redis: &Redis, channel: &str, count: i64) {
 
 #[tokio::test]
 async fn three_processes_share_rooms_ids_and_disconnects_through_redis() {
+    require!("redis-server", "redis-server");
     use common::cluster::{ask, closed_with, gets, instance, member};
     let redis = Redis::start(free_port());
     let [h1, h2, h3] = [(); 3].map(|()| redis_hub(&redis));
@@ -260,6 +262,7 @@ async fn until_present(hub: &Hub, room: &str, infos: &[&str]) {
 
 #[tokio::test]
 async fn presence_spans_processes_drops_a_crashed_one_and_survives_redis_restarting() {
+    require!("redis-server", "redis-server");
     use common::cluster::{instance, named, who};
     let redis = Redis::start(free_port());
     let port = redis.port();

@@ -32,6 +32,7 @@ async fn record(hub: &Hub, room: &str, text: &str) -> Position {
 
 #[tokio::test]
 async fn a_client_resumes_on_another_process_and_the_history_outlives_every_process() {
+    require!("redis-server", "redis-server");
     let redis = Redis::start(free_port());
     let (one, two) = (hub(&redis, history()), hub(&redis, history()));
     let (s1, s2) = (instance(one.clone()).await, instance(two.clone()).await);
@@ -73,6 +74,7 @@ async fn a_client_resumes_on_another_process_and_the_history_outlives_every_proc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_rejoining_across_processes_during_records_from_both_miss_nothing() {
+    require!("redis-server", "redis-server");
     const MESSAGES: u64 = 1000;
     const CLIENTS: u64 = 4;
     let redis = Redis::start(free_port());
@@ -121,6 +123,7 @@ async fn clients_rejoining_across_processes_during_records_from_both_miss_nothin
 
 #[tokio::test]
 async fn the_count_the_age_and_a_lost_history_are_told() {
+    require!("redis-server", "redis-server");
     let redis = Redis::start(free_port());
     let counted = hub(&redis, history().max_messages(3));
     let mut positions = Vec::new();
@@ -166,6 +169,7 @@ async fn the_count_the_age_and_a_lost_history_are_told() {
 
 #[tokio::test]
 async fn while_redis_is_down_records_fail_and_reads_say_unavailable() {
+    require!("redis-server", "redis-server");
     let port = free_port();
     let redis = Redis::start(port);
     let hub = hub(&redis, history());

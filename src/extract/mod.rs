@@ -163,6 +163,41 @@ impl<S: Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for ConnectI
     }
 }
 
+/// The client's address: the TCP peer, or, when the request came through a
+/// proxy that [`Serve::trusted_proxies`](crate::Serve::trusted_proxies)
+/// trusts, the client that proxy names (see
+/// [`TrustedProxies`](crate::TrustedProxies)). The port is 0 when the
+/// proxy did not give one (`X-Forwarded-For` never does). Missing (500)
+/// only outside [`serve`](crate::serve).
+///
+/// ```
+/// use hyperws::extract::ClientAddr;
+///
+/// async fn whoami(ClientAddr(client): ClientAddr) -> String {
+///     client.ip().to_string()
+/// }
+/// # let _: hyperws::Router = hyperws::Router::new().route("/", hyperws::routing::get(whoami));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl<S: Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = MissingConnectInfo;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, MissingConnectInfo> {
+        let extensions = &parts.extensions;
+        extensions
+            .get::<Self>()
+            .copied()
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| Self(c.0))
+            })
+            .ok_or(MissingConnectInfo)
+    }
+}
+
 /// The `Last-Event-ID` header: the id of the last event a reconnecting
 /// `EventSource` saw (see [`sse`](crate::sse)). Take it as
 /// `Option<LastEventId>`: a first connection has none. Refused (400) when

@@ -19,8 +19,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::proxies::TrustedProxies;
 use super::sniff::{protocol_of, sniff, Sniffed};
-use crate::extract::ConnectInfo;
+use crate::extract::{ClientAddr, ConnectInfo};
 use crate::handler::BoxFuture;
 use crate::lifecycle::{Lifecycle, StreamGuard, Streams};
 use crate::response::BoxError as ConnError;
@@ -56,6 +57,8 @@ pub(super) struct Connection {
     pub(super) lifecycle: Lifecycle,
     pub(super) peer: SocketAddr,
     pub(super) limits: ConnLimits,
+    /// Whose word on the client's address is taken.
+    pub(super) proxies: Option<Arc<TrustedProxies>>,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -246,12 +249,24 @@ impl Connection {
             peer: Some(peer),
             ..self.lifecycle.clone()
         };
+        // Only a trusted proxy's requests are read for the client.
+        let proxies = self.proxies.clone().filter(|p| p.trusts(peer.ip()));
         hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let client = proxies.as_ref().map(|p| p.client_addr(peer, req.headers()));
             let extensions = req.extensions_mut();
             // Two entries, with hyper's own upgrade handle three: the
             // extensions' table holds them without growing.
             extensions.insert(ConnectInfo(peer));
-            extensions.insert(lifecycle.clone());
+            match client {
+                None => extensions.insert(lifecycle.clone()),
+                Some(client) => {
+                    extensions.insert(ClientAddr(client));
+                    extensions.insert(Lifecycle {
+                        peer: Some(client),
+                        ..lifecycle.clone()
+                    })
+                }
+            };
             let stream = streams.as_ref().map(Streams::open);
             let events = events.clone();
             let fut = router.dispatch(req.map(crate::response::Body::new));

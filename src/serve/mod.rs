@@ -9,6 +9,7 @@
 //! read first; reading once saves a system call per connection.
 
 mod conn;
+mod proxies;
 mod signal;
 mod sniff;
 
@@ -26,6 +27,7 @@ use crate::handler::BoxFuture;
 use crate::lifecycle::Lifecycle;
 use crate::routing::Router;
 use conn::{ConnLimits, Connection};
+pub use proxies::TrustedProxies;
 pub use signal::shutdown_signal;
 
 /// Serves `router` on `listener`: HTTP/1.1 with upgrades, and HTTP/2 with
@@ -53,6 +55,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         max_websockets: None,
         max_connections: Some(DEFAULT_MAX_CONNECTIONS),
         limits: ConnLimits::default(),
+        proxies: None,
         #[cfg(feature = "tls")]
         tls: None,
     }
@@ -71,6 +74,7 @@ pub struct Serve {
     max_websockets: Option<usize>,
     max_connections: Option<usize>,
     limits: ConnLimits,
+    proxies: Option<Arc<TrustedProxies>>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -173,6 +177,18 @@ impl Serve {
         self
     }
 
+    /// Takes the client's address from the `X-Forwarded-For` (or
+    /// `Forwarded`) header of requests that come from these proxies:
+    /// [`ClientAddr`](crate::extract::ClientAddr),
+    /// [`WebSocket::peer_addr`](crate::WebSocket::peer_addr) and the
+    /// WebSocket's span then name the client, not the proxy.
+    /// [`ConnectInfo`](crate::ConnectInfo) stays the TCP peer. Default: no
+    /// proxy is trusted, and the headers are ignored.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Some(Arc::new(proxies));
+        self
+    }
+
     /// Sets `TCP_NODELAY` on accepted connections. Default: on, as
     /// WebSocket messages are small and latency-bound.
     pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
@@ -203,6 +219,7 @@ impl Serve {
             max_websockets,
             max_connections,
             limits,
+            proxies,
             #[cfg(feature = "tls")]
             tls,
         } = self;
@@ -248,6 +265,7 @@ impl Serve {
                 lifecycle: lifecycle.clone(),
                 peer,
                 limits,
+                proxies: proxies.clone(),
                 #[cfg(feature = "tls")]
                 tls: tls.clone(),
             };

@@ -272,7 +272,7 @@ impl<F> WebSocketUpgrade<F> {
     /// Sets the client's address that [`WebSocket::peer_addr`] reports
     /// (and the span's `client` field shows), where the request does not
     /// carry the right one: from axum's `ConnectInfo`, or the client behind
-    /// a reverse proxy (`ClientAddr`).
+    /// a reverse proxy that [`serve`](crate::serve) does not know to trust.
     pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
         self.peer_addr = Some(addr);
         self.span.record("client", tracing::field::display(addr));

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "router")]
 pub mod cluster;
+pub mod nginx;
+pub mod peers;
 pub mod prometheus;
 pub mod redis;
 #[cfg(feature = "http2")]
@@ -134,8 +136,27 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
         .expect("raw request timed out")
 }
 
+/// [`raw`] from this local address (any of 127.0.0.0/8 works on
+/// loopback): a client a server can tell from another.
+pub async fn raw_from(local: std::net::IpAddr, addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let stream = connect_from(local, addr).await;
+    tokio::time::timeout(TIMEOUT, raw_on(stream, request))
+        .await
+        .expect("raw request timed out")
+}
+
+/// A TCP connection to `addr` from `local` (any port).
+pub async fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(local, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
 async fn raw_inner(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    raw_on(TcpStream::connect(addr).await.unwrap(), request).await
+}
+
+async fn raw_on(mut stream: TcpStream, request: &[u8]) -> RawResponse {
     stream.write_all(request).await.unwrap();
     let mut buf = Vec::new();
     let head_end = loop {
