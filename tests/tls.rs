@@ -100,3 +100,100 @@ async fn an_untrusted_client_cannot_connect() {
         .await;
     assert!(res.is_err(), "a client without the certificate must fail");
 }
+
+/// A certificate for localhost and its key, as PEM files in a directory
+/// of their own; and a client configuration trusting the certificate.
+fn pem_files(name: &str) -> (std::path::PathBuf, ClientConfig) {
+    let dir = std::env::temp_dir().join(format!("hyperws-tls-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("chain.pem"), generated.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(generated.cert.der().to_vec()))
+        .unwrap();
+    let client = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (dir, client)
+}
+
+/// Runs the TLS example to its end with these arguments: exit code and
+/// what it wrote to stderr.
+fn tls_example_fails(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = std::process::Command::new(common::example_path("tls"))
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(feature = "router")]
+#[tokio::test]
+async fn the_tls_example_serves_a_certificate_from_pem_files() {
+    let (dir, client) = pem_files("good");
+    let mut command = std::process::Command::new(common::example_path("tls"));
+    command
+        .arg("--cert")
+        .arg(dir.join("chain.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .args(["--listen", "127.0.0.1:0"]);
+    let example = common::start_example(command);
+    let tls = tls_connect(example.addr, client, &[b"http/1.1"]).await;
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/ws", tls)
+        .await
+        .unwrap();
+    ws.send(ts::Message::text("from files")).await.unwrap();
+    let back = timeout(TIMEOUT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(back, ts::Message::text("from files"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(feature = "router")]
+#[test]
+fn the_tls_example_names_the_file_that_is_wrong() {
+    let (dir, _) = pem_files("bad");
+    let (other, _) = pem_files("other");
+    let chain = dir.join("chain.pem");
+    let key = dir.join("key.pem");
+    let missing = dir.join("missing.pem");
+    let cert = std::ffi::OsStr::new("--cert");
+    let key_flag = std::ffi::OsStr::new("--key");
+
+    let (code, err) = tls_example_fails(&[cert, missing.as_os_str(), key_flag, key.as_os_str()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("missing.pem") && err.contains("No such file"),
+        "{err}"
+    );
+
+    // A key where the chain should be, and the other way round.
+    let (code, err) = tls_example_fails(&[cert, key.as_os_str(), key_flag, key.as_os_str()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("key.pem holds no certificate"), "{err}");
+    let (code, err) = tls_example_fails(&[cert, chain.as_os_str(), key_flag, chain.as_os_str()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("chain.pem holds no private key"), "{err}");
+
+    // Another certificate's key.
+    let stranger = other.join("key.pem");
+    let (code, err) = tls_example_fails(&[cert, chain.as_os_str(), key_flag, stranger.as_os_str()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+
+    // Half the pair: a usage error.
+    let (code, err) = tls_example_fails(&[cert, chain.as_os_str()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--cert needs --key") && err.contains("usage:"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(other);
+}
