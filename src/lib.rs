@@ -175,6 +175,9 @@ mod guide_routing {}
 #[doc = include_str!("../docs/performance.md")]
 mod guide_performance {}
 #[cfg(all(doctest, feature = "router"))]
+#[doc = include_str!("../docs/authentication.md")]
+mod guide_authentication {}
+#[cfg(all(doctest, feature = "router"))]
 #[doc = include_str!("../docs/deployment.md")]
 mod guide_deployment {}
 #[cfg(all(doctest, feature = "router", feature = "axum"))]

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the chat demo on a loopback port and drives it with headless Chromium;
 # then two chat processes sharing one redis-server, with a visitor on each;
-# then the echo example in both compression modes, against Chromium's
-# permessage-deflate.
+# then the auth example's three ways to authenticate; then the echo
+# example in both compression modes, against Chromium's permessage-deflate.
 # Needs Debian's chromium (/usr/bin/chromium), redis-server and Node;
 # installs playwright-core from the lock file. Screenshots: <target dir>/chat*.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo build --quiet --features redis --example chat --example echo
+cargo build --quiet --features redis --example chat --example echo --example auth
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p "$target"
@@ -62,6 +62,25 @@ timeout 120 node tests/browser/chat.mjs "http://127.0.0.1:$one" "http://127.0.0.
 # Screenshots: <target dir>/chat-resumed.png, chat-375.png.
 timeout 180 node tests/browser/resume.mjs "$target/debug/examples/chat" \
   "redis://127.0.0.1:$redis_port/" "$(free_port)" "$(free_port)" "$target"
+
+# The auth example: cookie, ticket in the URL, ticket as subprotocol, and a
+# page of another origin (the same example on another port) refused.
+auth_ports=()
+for _ in 1 2; do
+  p=$(free_port)
+  RUST_LOG=hyperws=debug "$target/debug/examples/auth" "127.0.0.1:$p" > "$target/auth-$p.log" 2>&1 &
+  pids+=($!)
+  wait_for "$p" "$target/auth-$p.log"
+  auth_ports+=("$p")
+done
+timeout 120 node tests/browser/auth.mjs "http://127.0.0.1:${auth_ports[0]}" "http://127.0.0.1:${auth_ports[1]}"
+# The cross-origin attempt carried the cookie and was refused for its
+# origin, not for want of a session.
+grep -q 'reason="origin_refused"' "$target/auth-${auth_ports[0]}.log" || {
+  echo "the cross-origin WebSocket was not refused by the origin check:" >&2
+  cat "$target/auth-${auth_ports[0]}.log" >&2
+  exit 1
+}
 
 # The echo example, compressed: dedicated, shared, and dedicated with
 # context takeover.
