@@ -13,7 +13,61 @@
 //!
 //! # Example
 //!
-//! An echo server on plain hyper, answering one connection:
+//! Handlers take extractors; `serve` runs HTTP/1.1 and HTTP/2 with graceful
+//! shutdown, limits and timeouts (the `router` feature, on by default). An
+//! echo server on `/chat`, and a real client talking to it:
+//!
+//! ```
+//! # #[cfg(feature = "router")] mod app {
+//! use hyperws::{routing::get, Message, Router, WebSocket, WebSocketUpgrade};
+//!
+//! async fn chat(ws: WebSocketUpgrade) -> hyperws::Response {
+//!     ws.protocols(["chat.v2", "chat.v1"]) // the server's preference order
+//!         .on_upgrade(session)
+//! }
+//!
+//! async fn session(mut socket: WebSocket) {
+//!     while let Some(Ok(msg)) = socket.recv().await {
+//!         if let Message::Text(text) = msg {
+//!             if socket.send(Message::text(format!("echo: {text}"))).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! pub fn app() -> Router {
+//!     Router::new().route("/chat", get(chat))
+//! }
+//! # }
+//! # #[cfg(feature = "router")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use app::app;
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio_tungstenite::tungstenite;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     hyperws::serve(listener, app())
+//!         .with_graceful_shutdown(hyperws::shutdown_signal())
+//!         .await
+//! });
+//!
+//! let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/chat")).await?;
+//! client.send(tungstenite::Message::text("hello")).await?;
+//! let reply = client.next().await.ok_or("no reply")??;
+//! assert_eq!(reply.into_text()?, "echo: hello");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "router"))] fn main() {}
+//! ```
+//!
+//! # Without the router
+//!
+//! [`WebSocketUpgrade::from_request`] works from a plain hyper service
+//! (with `default-features = false`, nothing else is compiled):
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -51,7 +105,6 @@
 //!         .map_err(std::io::Error::other)
 //! });
 //!
-//! // A real client: tokio-tungstenite's.
 //! let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
 //! client.send(tungstenite::Message::text("hello")).await?;
 //! let reply = client.next().await.ok_or("no reply")??;
@@ -60,46 +113,17 @@
 //! # }
 //! ```
 //!
-//! # With the router
+//! # Features
 //!
-//! Handlers take extractors; `serve` runs HTTP/1.1 and HTTP/2 with graceful
-//! shutdown, limits and timeouts (`router` feature, on by default):
-//!
-//! ```no_run
-//! # #[cfg(feature = "router")] mod app {
-//! use hyperws::{routing::get, Message, Router, State, WebSocket, WebSocketUpgrade};
-//!
-//! #[derive(Clone, Default)]
-//! struct App;
-//!
-//! async fn chat(ws: WebSocketUpgrade, State(app): State<App>) -> hyperws::Response {
-//!     ws.protocols(["chat.v2", "chat.v1"]) // the server's preference order
-//!         .on_failed_upgrade(|err| tracing::warn!(%err, "upgrade failed"))
-//!         .on_upgrade(move |socket| session(socket, app))
-//! }
-//!
-//! async fn session(mut socket: WebSocket, _app: App) {
-//!     while let Some(Ok(msg)) = socket.recv().await {
-//!         if let Message::Text(text) = msg {
-//!             let _ = socket.send(Message::text(format!("echo: {text}"))).await;
-//!         }
-//!     }
-//! }
-//!
-//! #[tokio::main]
-//! async fn main() -> std::io::Result<()> {
-//!     let app = Router::new().route("/chat", get(chat)).with_state(App::default());
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     hyperws::serve(listener, app).await
-//! }
-//! # }
-//! # fn main() {}
-//! ```
+//! `router`, `json`, `http2` and `deflate` are on by default; `tls`,
+//! `redis`, `metrics` and `axum` are opt-in. Items that need a feature say
+//! so in these docs.
 //!
 //! Rooms, broadcast, hooks and keepalive: see [`hub`]. Guides: `docs/` in
 //! the repository.
 //!
 //! [`on_upgrade`]: WebSocketUpgrade::on_upgrade
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 mod axum;

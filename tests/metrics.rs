@@ -93,7 +93,7 @@ async fn flood(hub: &Hub, done: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_listed_metric_counts_what_happened() {
-    let handle = PrometheusBuilder::new().install_recorder().unwrap();
+    let handle = recorder();
     let closing = Hub::builder()
         .queue_capacity(4)
         .slow_consumer(SlowConsumer::Close(1013))
@@ -222,4 +222,58 @@ async fn every_listed_metric_counts_what_happened() {
     // Every writer batch was observed: the summary's count is positive.
     assert!(sample(&text, "hyperws_hub_queue_depth_count", &[]) > 0.0);
     drop(slow);
+}
+
+/// The global recorder, installed once for every test of this binary.
+fn recorder() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+        .clone()
+}
+
+/// The Redis backplane's publishes: each batch's wait is observed, and
+/// what cannot be published while Redis is down is counted as failed.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backplane_reports_its_lag_and_its_failures() {
+    use common::redis::{free_port, Redis};
+    require!("redis-server", "redis-server");
+    let handle = recorder();
+    let port = free_port();
+    let redis = Redis::start(port);
+    let backplane = hyperws::hub::backplane::Redis::new(&redis.url()).unwrap();
+    let hub = Hub::builder().backplane(backplane).build();
+    let lag = |t: &str| sample(t, "hyperws_backplane_publish_seconds_count", &[]);
+    let failed = |t: &str| sample(t, "hyperws_backplane_publish_failures_total", &[]);
+    let start = std::time::Instant::now();
+    // Sent until one batch has gone through (the task connects first).
+    while lag(&handle.render()) == 0.0 {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no publish was ever acknowledged"
+        );
+        hub.to("somewhere").send(Message::text("hello"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = handle.render();
+    assert_eq!(failed(&text), 0.0);
+    assert!(
+        sample(
+            &text,
+            "hyperws_backplane_publish_seconds",
+            &[("quantile", "1")]
+        ) < 5.0
+    );
+
+    drop(redis);
+    let start = std::time::Instant::now();
+    while failed(&handle.render()) == 0.0 {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "sends to a dead Redis were never counted"
+        );
+        hub.to("somewhere").send(Message::text("lost"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
