@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::Empty;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyperws::hub::Hub;
 use hyperws::{Config, Sessions, WebSocketUpgrade};
 use tokio::sync::oneshot;
@@ -142,12 +142,7 @@ async fn the_extractor_works_in_an_axum_app_over_http1_and_http2() {
     }
 
     // HTTP/2 extended CONNECT: axum::serve enables it.
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut send = common::h2_client(addr).await;
     let mut req = Request::builder()
         .method(Method::CONNECT)
         .version(Version::HTTP_2)
@@ -177,12 +172,7 @@ async fn the_extractor_works_in_an_axum_app_over_http1_and_http2() {
 
     // A refused handshake is an axum response with hyperws's status,
     // header and reason; other routes are untouched.
-    let res = common::raw(
-        addr,
-        b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
-          sec-websocket-version: 8\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await;
+    let res = common::raw(addr, common::VERSION_8_HANDSHAKE).await;
     assert_eq!(res.status, 426);
     assert_eq!(res.header("sec-websocket-version"), Some("13"));
     assert_eq!(res.body, "Sec-WebSocket-Version must be 13");
@@ -216,16 +206,7 @@ async fn a_config_extension_sets_limits_and_keepalive() {
         .send(ts::Message::binary(vec![1u8; 1025]))
         .await
         .unwrap();
-    loop {
-        match timeout(TIMEOUT, client.next()).await.unwrap() {
-            Some(Ok(ts::Message::Close(Some(frame)))) => {
-                assert_eq!(u16::from(frame.code), 1009);
-                break;
-            }
-            Some(Ok(ts::Message::Ping(_) | ts::Message::Pong(_))) => {}
-            other => panic!("expected 1009: {other:?}"),
-        }
-    }
+    assert_eq!(common::closed_with(&mut client).await.0, 1009);
 }
 
 #[tokio::test]
@@ -251,18 +232,9 @@ async fn sessions_cap_websockets_and_axum_shutdown_closes_them_with_1001() {
     // Shutdown: axum stops, each WebSocket hears 1001, the sessions end.
     server.stop.take().unwrap().send(()).unwrap();
     for client in [&mut alice, &mut bob] {
-        loop {
-            match timeout(TIMEOUT, client.next()).await.unwrap() {
-                Some(Ok(ts::Message::Close(Some(frame)))) => {
-                    assert_eq!(u16::from(frame.code), 1001);
-                    break;
-                }
-                Some(Ok(_)) => {}
-                other => panic!("expected 1001: {other:?}"),
-            }
-        }
+        assert_eq!(common::closed_with(client).await.0, 1001);
         // tungstenite answers the close as it reads on.
-        while timeout(TIMEOUT, client.next()).await.unwrap().is_some() {}
+        common::read_to_end(client).await;
     }
     timeout(TIMEOUT, server.served)
         .await

@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::cluster::{ask, closed_with, gets, instance, member};
+use common::closed_with;
+use common::cluster::{ask, gets, instance, member};
 use hyperws::hub::backplane::{Channel, Memory};
 use hyperws::hub::{ConnectionId, Hub};
 use hyperws::{CloseFrame, Message};

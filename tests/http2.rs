@@ -8,25 +8,13 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::Empty;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyperws::Config;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self as ts, protocol::Role};
 use tokio_tungstenite::WebSocketStream;
 
-use common::{serve_ws, TIMEOUT};
-
-async fn h2_client(
-    addr: std::net::SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    send
-}
+use common::{h2_client, serve_ws, TIMEOUT};
 
 fn connect_request(
     addr: std::net::SocketAddr,

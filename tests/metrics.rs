@@ -107,12 +107,7 @@ async fn every_listed_metric_counts_what_happened() {
     let accepted = |t: &str| sample(t, "hyperws_handshakes_total", &[("result", "accepted")]);
 
     // Handshakes refused, each under its reason.
-    let res = common::raw(
-        addr,
-        b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
-          sec-websocket-version: 8\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await;
+    let res = common::raw(addr, common::VERSION_8_HANDSHAKE).await;
     assert_eq!(res.status, 426);
     let mut req = format!("ws://{addr}/same-origin")
         .into_client_request()

@@ -249,17 +249,8 @@ async fn the_chat_behind_nginx_works_and_shuts_down_gracefully() {
         .unwrap();
     assert!(status.success());
     for socket in [&mut alice, &mut bob] {
-        loop {
-            match timeout(TIMEOUT, socket.next()).await.unwrap() {
-                Some(Ok(ts::Message::Close(Some(frame)))) => {
-                    assert_eq!(u16::from(frame.code), 1001);
-                    break;
-                }
-                Some(Ok(_)) => {}
-                other => panic!("expected 1001: {other:?}"),
-            }
-        }
-        while timeout(TIMEOUT, socket.next()).await.unwrap().is_some() {}
+        assert_eq!(common::closed_with(socket).await.0, 1001);
+        common::read_to_end(socket).await;
     }
     let body = events.body_mut();
     loop {

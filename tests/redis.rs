@@ -184,7 +184,8 @@ async fn until_subscribers(redis: &Redis, channel: &str, count: i64) {
 #[tokio::test]
 async fn three_processes_share_rooms_ids_and_disconnects_through_redis() {
     require!("redis-server", "redis-server");
-    use common::cluster::{ask, closed_with, gets, instance, member};
+    use common::closed_with;
+    use common::cluster::{ask, gets, instance, member};
     let redis = Redis::start(free_port());
     let [h1, h2, h3] = [(); 3].map(|()| redis_hub(&redis));
     let (s1, s2, s3) = (

@@ -164,19 +164,6 @@ pub async fn who(hub: &Hub, room: &str) -> (Vec<String>, bool) {
     (infos, list.complete)
 }
 
-/// The close frame that ends the connection.
-pub async fn closed_with(client: &mut Client) -> (u16, String) {
-    loop {
-        match timeout(super::TIMEOUT, client.next()).await {
-            Ok(Some(Ok(ts::Message::Close(Some(frame))))) => {
-                return (frame.code.into(), frame.reason.to_string())
-            }
-            Ok(Some(Ok(ts::Message::Text(_)))) => {}
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
-}
-
 /// The offset in `POSITION TEXT`.
 pub fn offset_of(text: &str) -> u64 {
     let position: Position = text.split(' ').next().unwrap().parse().unwrap();

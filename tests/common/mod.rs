@@ -467,3 +467,57 @@ pub async fn small_buffer_websocket_at(
     assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
     stream
 }
+
+/// The close frame that ends a client's connection (code, reason); other
+/// messages before it are skipped. The caller reads on (to `None`) for
+/// tungstenite to answer the close.
+pub async fn closed_with<S>(client: &mut tokio_tungstenite::WebSocketStream<S>) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(TIMEOUT, client.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code.into(), frame.reason.to_string())
+            }
+            Ok(Some(Ok(Message::Close(None)))) => panic!("a close frame without a code"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// Reads a client's connection to its end, within [`TIMEOUT`].
+pub async fn read_to_end<S>(client: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    while tokio::time::timeout(TIMEOUT, client.next())
+        .await
+        .expect("the connection did not end")
+        .is_some()
+    {}
+}
+
+/// An HTTP/1.1 handshake to `/echo` with version 8: refused with 426.
+pub const VERSION_8_HANDSHAKE: &[u8] = b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\n\
+    upgrade: websocket\r\nsec-websocket-version: 8\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// hyper's HTTP/2 client on a fresh connection (h2c, prior knowledge).
+#[cfg(feature = "http2")]
+pub async fn h2_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
