@@ -1,5 +1,6 @@
 //! A real nginx in front of hyperws, configured as docs/deployment.md
-//! says: WebSockets and Server-Sent Events through it, the client's
+//! says: WebSockets (the echo example's, up to 4 MiB, with its
+//! subprotocol) and Server-Sent Events through it, the client's
 //! address seen past it (and not spoofable), and the chat example's
 //! graceful shutdown reaching the browsers behind it. Clients connect from
 //! 127.0.0.2, so that the client and the proxy (127.0.0.1) differ.
@@ -271,4 +272,48 @@ async fn the_chat_behind_nginx_works_and_shuts_down_gracefully() {
     .await
     .unwrap();
     assert!(exited.success(), "{exited}");
+}
+
+#[tokio::test]
+async fn the_echo_example_behind_nginx_echoes_with_its_subprotocol() {
+    let nginx_path = require!("nginx", "nginx");
+    let mut command = Command::new(example_path("echo"));
+    command.arg("127.0.0.1:0");
+    let echo = start_example(command);
+    let nginx = Nginx::start(&nginx_path, echo.addr);
+    let tcp = connect_from(CLIENT, nginx.addr).await;
+    let mut req =
+        ts::client::IntoClientRequest::into_client_request(format!("ws://{}/any/path", nginx.addr))
+            .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "chat.v1".parse().unwrap());
+    let (mut socket, res) = timeout(TIMEOUT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        res.headers()["sec-websocket-protocol"],
+        "chat.v1",
+        "{}",
+        nginx.errors()
+    );
+    for msg in [
+        ts::Message::text("écho"),
+        ts::Message::binary(vec![3u8; 64 * 1024]),
+        ts::Message::binary(vec![4u8; 4 << 20]),
+    ] {
+        socket.send(msg.clone()).await.unwrap();
+        assert_eq!(next_data(&mut socket).await, msg);
+    }
+    socket
+        .close(Some(ts::protocol::CloseFrame {
+            code: 4000.into(),
+            reason: "done".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        common::closed_with(&mut socket).await,
+        (4000, "done".to_owned())
+    );
 }
