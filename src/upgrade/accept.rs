@@ -78,6 +78,7 @@ impl<F> WebSocketUpgrade<F> {
         let keepalive = config.ping_interval.map(|i| (i, config.pong_timeout));
         let shutdown = lifecycle.as_ref().map(Lifecycle::shutdown);
         let unwrap_io = lifecycle.as_ref().and_then(|l| l.unwrap_io);
+        let socket_span = span.clone();
         let session = async move {
             // Held for the session's life: its place under the limit.
             let _admission = admission;
@@ -101,7 +102,7 @@ impl<F> WebSocketUpgrade<F> {
                 write_limit,
                 protocol,
                 peer_addr,
-                crate::telemetry::SocketTelemetry::new(tracing::Span::current()),
+                crate::telemetry::SocketTelemetry::new(socket_span),
             )
             .with_shutdown(shutdown)
             .with_keepalive(keepalive);
@@ -109,11 +110,31 @@ impl<F> WebSocketUpgrade<F> {
             let socket = socket.with_deflate(deflate);
             callback(socket).await;
         };
-        let session = tracing::Instrument::instrument(session, span);
-        match lifecycle {
-            Some(lifecycle) => runtime.spawn(lifecycle.tracker.track_future(session)),
-            None => runtime.spawn(session),
-        };
+        // Without a subscriber that wants the span, the session runs bare.
+        let tracker = lifecycle.map(|l| l.tracker);
+        if span.is_disabled() {
+            spawn(&runtime, tracker, session);
+        } else {
+            spawn(
+                &runtime,
+                tracker,
+                tracing::Instrument::instrument(session, span),
+            );
+        }
         Ok(response)
     }
+}
+
+/// Runs a session, under the server's tracker when there is one.
+fn spawn<Fut>(
+    runtime: &tokio::runtime::Handle,
+    tracker: Option<tokio_util::task::TaskTracker>,
+    session: Fut,
+) where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match tracker {
+        Some(tracker) => runtime.spawn(tracker.track_future(session)),
+        None => runtime.spawn(session),
+    };
 }
