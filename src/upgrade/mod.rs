@@ -350,6 +350,10 @@ impl<F> WebSocketUpgrade<F> {
     /// [`OriginRefused`], [`NoMatchingProtocol`], [`TooManyWebSockets`]
     /// when served by [`serve`](crate::serve) with a limit that is reached,
     /// or [`ConnectionNotUpgradable`] when called outside a tokio runtime.
+    ///
+    /// [`OriginRefused`]: crate::rejection::OriginRefused
+    /// [`NoMatchingProtocol`]: crate::rejection::NoMatchingProtocol
+    /// [`TooManyWebSockets`]: crate::rejection::TooManyWebSockets
     pub fn try_on_upgrade<C, Fut>(self, callback: C) -> Result<Response, WebSocketUpgradeRejection>
     where
         C: FnOnce(WebSocket) -> Fut + Send + 'static,
