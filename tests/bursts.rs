@@ -20,11 +20,21 @@ use tokio_tungstenite::tungstenite as ts;
 /// The burst: many small messages in one write.
 const MESSAGES: u32 = 10_000;
 const SIZE: usize = 16;
-/// Then fewer large ones: more than a queue holds (256), more than the
-/// kernel buffers of a peer that reads nothing.
-const LARGE: u32 = 400;
+/// Then fewer large ones, of this size.
 const LARGE_SIZE: usize = 32 * 1024;
 const READERS: usize = 50;
+
+/// How many large ones: more than a queue holds (256) plus what the
+/// kernel can buffer for a peer that reads nothing, which grows with the
+/// server's send buffer up to `tcp_wmem`'s maximum (a fixed 400 stopped
+/// being enough at 4 MiB): twice that maximum, and a margin.
+fn large() -> u32 {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    u32::try_from(256 + 2 * wmem_max / LARGE_SIZE + 100).unwrap()
+}
 
 #[derive(Debug)]
 enum Event {
@@ -87,6 +97,7 @@ async fn raw_member(addr: SocketAddr, recv_buffer: u32) -> FrameReader {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_into_a_room_closes_nobody_but_a_real_non_reader() {
     let (addr, mut events) = start();
+    let large = large();
     let mut readers = Vec::new();
     for _ in 0..READERS {
         let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
@@ -98,7 +109,7 @@ async fn a_burst_into_a_room_closes_nobody_but_a_real_non_reader() {
         }
         readers.push(tokio::spawn(async move {
             let mut next = 0u32;
-            while next < MESSAGES + LARGE {
+            while next < MESSAGES + large {
                 match timeout(TIMEOUT, client.next()).await {
                     Ok(Some(Ok(ts::Message::Binary(data)))) => {
                         let seq = u32::from_be_bytes(data[..4].try_into().unwrap());
@@ -144,7 +155,7 @@ async fn a_burst_into_a_room_closes_nobody_but_a_real_non_reader() {
     // Then the large ones, which the non-reader cannot take.
     publisher
         .stream
-        .write_all(&frames(MESSAGES..MESSAGES + LARGE, LARGE_SIZE))
+        .write_all(&frames(MESSAGES..MESSAGES + large, LARGE_SIZE))
         .await
         .unwrap();
 
