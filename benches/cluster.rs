@@ -4,7 +4,8 @@
 //! publisher on the first), with a third process on the same Redis that has
 //! no member in the room: its CPU time during the load is the cost of a
 //! room with no local members (it should be nothing, as it never subscribes
-//! to the room's channel).
+//! to the room's channel). Last, the same two processes on a Redis Cluster
+//! of three shards (`redis-server --cluster-enabled yes` ×3).
 //!
 //! ```text
 //! cargo bench --bench cluster --features redis
@@ -44,7 +45,8 @@ fn main() {
     }
 }
 
-/// A hub server on `addr`, on Redis at `redis` if given.
+/// A hub server on `addr`, on Redis at `redis` if given (`cluster:URL,..`
+/// for a Redis Cluster).
 fn serve(addr: &str, redis: Option<&str>) {
     use hyperws::hub::{backplane::Redis, Hub, SlowConsumer};
     let hub = || {
@@ -52,7 +54,13 @@ fn serve(addr: &str, redis: Option<&str>) {
             .queue_capacity(1024)
             .slow_consumer(SlowConsumer::DropOldest);
         match redis {
-            Some(url) => hub.backplane(Redis::new(url).unwrap().prefix("bench")),
+            Some(nodes) => {
+                let redis = match nodes.strip_prefix("cluster:") {
+                    Some(nodes) => Redis::cluster(nodes.split(',')),
+                    None => Redis::new(nodes),
+                };
+                hub.backplane(redis.unwrap().prefix("bench"))
+            }
             None => hub,
         }
     };
@@ -114,6 +122,21 @@ fn orchestrate() {
         let o = rt.block_on(fanout::run(&servers, &[idle.pid()], subscribers));
         row(
             "two processes on Redis",
+            &o,
+            &format!("{:.3}", o.watched_cpu[0]),
+        );
+    }
+    {
+        let cluster = redis_server::Cluster::start_under(&["taskset", "-c", "1"]);
+        let nodes = format!("cluster:{}", cluster.urls().join(","));
+        let (a, b, c) = (free_addr(), free_addr(), free_addr());
+        let (pa, pb) = (server(a, Some(&nodes)), server(b, Some(&nodes)));
+        let idle = server(c, Some(&nodes));
+        rt.block_on(fanout::until_listening(c));
+        let servers = [(a, pa.pid()), (b, pb.pid())];
+        let o = rt.block_on(fanout::run(&servers, &[idle.pid()], subscribers));
+        row(
+            "two processes on a 3-shard Redis Cluster",
             &o,
             &format!("{:.3}", o.watched_cpu[0]),
         );

@@ -105,14 +105,33 @@ pub(crate) fn backplane_failed(messages: u64) {
     let _ = messages;
 }
 
-/// How long the oldest message of a published batch waited for the
-/// backplane's server to take it.
+/// When the hub handed a message to the backplane: the time with the
+/// `metrics` feature, nothing without it (nothing would read the clock).
+#[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn backplane_lag(waited: std::time::Duration) {
+pub(crate) struct Handed(#[cfg(feature = "metrics")] std::time::Instant);
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl Handed {
     #[cfg(feature = "metrics")]
-    metrics::histogram!(names::BACKPLANE_LAG).record(waited.as_secs_f64());
+    pub(crate) fn now() -> Self {
+        Self(std::time::Instant::now())
+    }
+
     #[cfg(not(feature = "metrics"))]
-    let _ = waited;
+    pub(crate) fn now() -> Self {
+        Self()
+    }
+}
+
+/// How long the oldest message of a published batch, handed over at
+/// `since`, waited for the backplane's server to take it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn backplane_lag(since: Handed) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(names::BACKPLANE_LAG).record(since.0.elapsed().as_secs_f64());
+    #[cfg(not(feature = "metrics"))]
+    let _ = since;
 }
 
 /// One WebSocket's span, its counters, and the close codes that went each

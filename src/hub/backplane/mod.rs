@@ -47,15 +47,36 @@ pub enum Channel<'a> {
 
 impl Channel<'_> {
     /// The channel's name under `prefix`: `PREFIX:all`, `PREFIX:room:NAME`,
-    /// `PREFIX:node:NODE`.
+    /// `PREFIX:node:NODE`. In a room's name, `{`, `}` and `%` are written
+    /// `%7B`, `%7D` and `%25`: a Redis Cluster hashes only what is between
+    /// braces, and a key wrapping the channel's name in braces (as the
+    /// Redis backplane's history keys do) must land on the channel's slot.
     #[must_use]
     pub fn name(&self, prefix: &str) -> String {
         match self {
             Self::All => format!("{prefix}:all"),
-            Self::Room(room) => format!("{prefix}:room:{room}"),
+            Self::Room(room) => format!("{prefix}:room:{}", escape_braces(room)),
             Self::Node(node) => format!("{prefix}:node:{node}"),
         }
     }
+}
+
+/// `text` with `{`, `}` and `%` percent-encoded, so that it holds no
+/// Redis Cluster hash tag and two texts stay two names.
+pub(crate) fn escape_braces(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['{', '}', '%']) {
+        return text.into();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '{' => escaped.push_str("%7B"),
+            '}' => escaped.push_str("%7D"),
+            '%' => escaped.push_str("%25"),
+            c => escaped.push(c),
+        }
+    }
+    escaped.into()
 }
 
 /// Moves a hub's packets to the other processes and back. Every method is
@@ -85,6 +106,11 @@ pub trait Backplane: Send + Sync + 'static {
     /// Records that `id` is in the presence room `room`, with `info`, until
     /// [`absent`](Self::absent) (or, for a store shared by processes,
     /// until the process stops refreshing it). Default: not recorded.
+    ///
+    /// The hub publishes the join event right after this call: the record
+    /// should be readable before what is published after it reaches
+    /// another hub, so that a process reading presence on the event finds
+    /// the member (the same holds for `absent` and the leave event).
     fn present(&self, room: &str, id: ConnectionId, info: &str) {
         let _ = (room, id, info);
     }
@@ -214,5 +240,18 @@ impl Inbound {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.hub.strong_count() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Channel;
+
+    #[test]
+    fn room_names_hold_no_hash_tag_and_stay_distinct() {
+        assert_eq!(Channel::Room("lobby").name("p"), "p:room:lobby");
+        assert_eq!(Channel::Room("{a}").name("p"), "p:room:%7Ba%7D");
+        assert_eq!(Channel::Room("%7Ba%7D").name("p"), "p:room:%257Ba%257D");
+        assert_eq!(Channel::All.name("p"), "p:all");
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! One task per hub owns one RESP3 connection, on which it publishes and
 //! subscribes and receives what is published (RESP3 carries both on one
-//! connection). A room's channel is subscribed while the room has members
-//! on this process, so a process receives none of a room's traffic when it
-//! has no member in it. On Redis 7 and later the channels are sharded
-//! (`SPUBLISH`/`SSUBSCRIBE`, the commands a Redis Cluster spreads over its
-//! shards); before 7, plain `PUBLISH`/`SUBSCRIBE`. The connection goes to
-//! one server: a Redis Cluster (per-shard connections) is not supported
-//! yet.
+//! connection); on a Redis Cluster ([`Redis::cluster`]), one per shard,
+//! kept by redis-rs, each command sent to the shard of its slot. A room's
+//! channel is subscribed while the room has members on this process, so a
+//! process receives none of a room's traffic when it has no member in it.
+//! On Redis 7 and later the channels are sharded (`SPUBLISH`/`SSUBSCRIBE`,
+//! the commands a Redis Cluster spreads over its shards); before 7, plain
+//! `PUBLISH`/`SUBSCRIBE`.
+//!
+//! - `link`: the server or the Cluster, and pipelines cut per slot;
+//! - `task`: the task, its requests, reconnecting;
+//! - `presence` and `history`: the keys and scripts of each.
 //!
 //! Presence lives in two keys per room, `{PREFIX:presence:ROOM}` (a sorted
 //! set of connection ids scored by when they expire) and
@@ -27,6 +31,8 @@
 //! every channel it should be on and records its members' presence again.
 
 mod history;
+mod link;
+mod presence;
 mod task;
 
 use std::fmt;
@@ -40,13 +46,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Backplane, Channel, Inbound, PresenceFuture, Record, RecordFuture, StoredFuture};
 use crate::error::Error;
 use crate::hub::{ConnectionId, NodeId};
+use link::Server;
 use task::{Control, Publish, Task};
 
 /// Publishes waiting to be sent; past this, new ones are dropped.
 const PUBLISH_QUEUE: usize = 4096;
 
-/// A backplane over a Redis server (6.0 or later: it speaks RESP3), shared
-/// by every process whose hub uses the same server and prefix.
+/// A backplane over a Redis server, or a Redis Cluster (6.0 or later: it
+/// speaks RESP3), shared by every process whose hub uses the same Redis
+/// and prefix.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), hyperws::Error> {
@@ -58,7 +66,7 @@ const PUBLISH_QUEUE: usize = 4096;
 /// # Ok(()) }
 /// ```
 pub struct Redis {
-    client: redis::Client,
+    server: Server,
     prefix: String,
     presence_ttl: Duration,
     runtime: tokio::runtime::Handle,
@@ -74,7 +82,7 @@ struct Inputs {
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redis")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("server", &self.server)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -98,9 +106,65 @@ impl Redis {
             .set_protocol(ProtocolVersion::RESP3);
         let client =
             redis::Client::open(info.set_redis_settings(settings)).map_err(Error::backplane)?;
+        Self::on(Server::Single(client))
+    }
+
+    /// A backplane for the Redis Cluster that `nodes` (`redis://host:port/`
+    /// URLs, one or more of its nodes) belong to. The rest of the cluster
+    /// is discovered from them, and each command goes to the shard that
+    /// serves its slot: a room's channel, its presence and its history
+    /// live on that room's shard, so rooms spread over the shards.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), hyperws::Error> {
+    /// use hyperws::hub::{backplane::Redis, Hub};
+    ///
+    /// let nodes = ["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"];
+    /// let hub = Hub::builder()
+    ///     .backplane(Redis::cluster(nodes)?.prefix("chat"))
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// On a Cluster, messages keep their order within a room (and within
+    /// sends to everyone), not between rooms: two rooms on two shards
+    /// reach another process on two connections. A command that the
+    /// cluster has not answered within 3 s (redirects and retries
+    /// included) counts as Redis lost: the backplane reconnects, as it does
+    /// when one server goes away.
+    ///
+    /// # Errors
+    ///
+    /// When `nodes` is empty or holds something that is not a Redis URL,
+    /// or when called outside a tokio runtime. Reaching the cluster is not
+    /// checked here.
+    pub fn cluster<I, U>(nodes: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        let nodes = nodes
+            .into_iter()
+            .map(|url| url.as_ref().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::backplane)?;
+        // redis-rs's default retries wait 1.3 s or more each, up to 16
+        // times: the task would stall minutes on a cluster that is down.
+        // Redirects during a resharding retry fast; a command gets 3 s.
+        let client = redis::cluster::ClusterClientBuilder::new(nodes)
+            .use_protocol(ProtocolVersion::RESP3)
+            .min_retry_wait(20)
+            .max_retry_wait(500)
+            .overall_response_timeout(Some(Duration::from_secs(3)))
+            .build()
+            .map_err(Error::backplane)?;
+        Self::on(Server::Cluster(Box::new(client)))
+    }
+
+    fn on(server: Server) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(Error::backplane_runtime)?;
         Ok(Self {
-            client,
+            server,
             prefix: "hyperws".to_owned(),
             presence_ttl: Duration::from_secs(30),
             runtime,
@@ -160,7 +224,7 @@ impl Backplane for Redis {
         let (control, changes) = mpsc::unbounded_channel();
         *started = Some(Inputs { publish, control });
         let task = Task::new(
-            self.client.clone(),
+            self.server.clone(),
             self.prefix.clone(),
             self.presence_ttl,
             (node, inbound),
@@ -172,7 +236,7 @@ impl Backplane for Redis {
 
     fn publish(&self, channel: Channel<'_>, packet: Bytes) {
         let name = channel.name(&self.prefix);
-        let publish = (name, packet, std::time::Instant::now());
+        let publish = (name, packet, crate::telemetry::Handed::now());
         let queued = self.inputs(|i| i.publish.try_send(publish).is_ok());
         if queued == Some(false) {
             crate::telemetry::backplane_failed(1);

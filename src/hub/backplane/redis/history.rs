@@ -1,12 +1,83 @@
 //! Room history in Redis Streams: the two scripts the backplane task runs
 //! (record, read) and the reading of what the read returns.
 
-use bytes::Bytes;
-use redis::Value;
+use std::time::Duration;
 
-use super::super::Stored;
+use bytes::Bytes;
+use redis::{RedisResult, Value};
+
+use super::super::{Channel, Record, Stored};
+use super::link::{Flavour, Link};
+use super::presence::ttl_ms;
 use crate::hub::{Position, Recorded};
 use crate::message::{Message, Utf8Bytes};
+
+/// A room's history keys: its stream and its meta hash (epoch, last
+/// offset), tagged with the room's channel, so that on a Cluster the
+/// record script's keys and its publish share a slot.
+fn keys(prefix: &str, room: &str) -> (String, String) {
+    let channel = Channel::Room(room).name(prefix);
+    (
+        format!("{{{channel}}}:history"),
+        format!("{{{channel}}}:meta"),
+    )
+}
+
+/// Records `record` and publishes it (see [`RECORD`]); its position, or
+/// `None` when the script's answer cannot be read.
+pub(super) async fn record(
+    link: &mut Link,
+    prefix: &str,
+    flavour: Flavour,
+    record: &Record,
+) -> RedisResult<Option<Position>> {
+    let (stream, meta) = keys(prefix, &record.room);
+    let channel = Channel::Room(&record.room).name(prefix);
+    let (kind, payload) = match &record.message {
+        Message::Binary(data) => ("b", data.clone()),
+        other => (
+            "t",
+            Bytes::copy_from_slice(other.as_text().unwrap_or_default().as_bytes()),
+        ),
+    };
+    let (epoch, offset): (String, u64) = redis::Script::new(RECORD)
+        .key(&stream)
+        .key(&meta)
+        .arg(format!("{:016x}", record.new_epoch))
+        .arg(record.max_messages)
+        .arg(ttl_ms(record.max_age).max(1))
+        .arg(kind)
+        .arg(payload.as_ref())
+        .arg(&channel)
+        .arg(record.head.as_ref())
+        .arg(record.tail.as_ref())
+        .arg(flavour.publish)
+        .invoke_async(link)
+        .await?;
+    Ok(u64::from_str_radix(&epoch, 16)
+        .ok()
+        .map(|epoch| Position::new(epoch, offset)))
+}
+
+/// What `room`'s history holds, as [`stored_from`] reads it.
+pub(super) async fn stored(
+    link: &mut Link,
+    prefix: &str,
+    room: &str,
+    max_age: Duration,
+) -> RedisResult<Option<Option<Stored>>> {
+    let (stream, meta) = keys(prefix, room);
+    let value: Value = redis::Script::new(STORED)
+        .key(&stream)
+        .key(&meta)
+        .invoke_async(link)
+        .await?;
+    let stored = stored_from(value, ttl_ms(max_age));
+    if stored.is_none() {
+        tracing::warn!(%room, "hub backplane: unreadable history in Redis");
+    }
+    Ok(stored)
+}
 
 /// Appends a message to a room's stream at the next offset (a new epoch
 /// when the history was lost), trims it, renews both keys' expiry, and
@@ -15,7 +86,7 @@ use crate::message::{Message, Utf8Bytes};
 ///
 /// KEYS: stream, meta. ARGV: new epoch, max length, TTL (ms), kind, payload,
 /// channel, packet head, packet tail, publish command.
-pub(super) const RECORD: &str = r"
+const RECORD: &str = r"
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -35,7 +106,7 @@ return {epoch, offset}
 
 /// A room's history: `{}` when it has none, else its epoch, last offset,
 /// Redis's clock (ms) and the stream's entries.
-pub(super) const STORED: &str = r"
+const STORED: &str = r"
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   return {}
@@ -49,7 +120,7 @@ return {epoch, last, ms, redis.call('XRANGE', KEYS[1], '-', '+')}
 /// A room's history from what the `STORED` script returned: `Some(None)`
 /// when the room has none, `None` when the reply cannot be read. Messages
 /// older than `max_age_ms` by Redis's clock are left out.
-pub(super) fn stored_from(value: Value, max_age_ms: u64) -> Option<Option<Stored>> {
+fn stored_from(value: Value, max_age_ms: u64) -> Option<Option<Stored>> {
     let Value::Array(parts) = value else {
         return None;
     };
