@@ -157,28 +157,9 @@ fn a_bad_url_or_no_runtime_is_a_clear_error() {
     assert!(cause.contains("runtime"), "{cause}");
 }
 
-/// How many clients Redis has subscribed to a sharded channel.
-async fn shard_subscribers(redis: &Redis, channel: &str) -> i64 {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let (_, count): (String, i64) = redis::cmd("PUBSUB")
-        .arg("SHARDNUMSUB")
-        .arg(channel)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    count
-}
-
 /// Waits until Redis counts `count` subscribers of `channel`.
 async fn until_subscribers(redis: &Redis, channel: &str, count: i64) {
-    timeout(TIMEOUT, async {
-        while shard_subscribers(redis, channel).await != count {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{channel} never had {count} subscribers"));
+    common::cluster::until_shard_subscribers(&redis.url(), channel, count).await;
 }
 
 #[tokio::test]

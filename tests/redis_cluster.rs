@@ -32,17 +32,8 @@ fn hub(
         .unwrap()
         .prefix(PREFIX)
         .presence_ttl(Duration::from_secs(3));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let hub = Hub::builder()
-        .backplane(backplane)
-        .presence(|_| true)
-        .on_presence(move |_, event| {
-            let joined = event.change == hyperws::hub::PresenceChange::Joined;
-            let _ = tx.send((joined, event.room.clone(), event.member.info.clone()));
-        })
-        .history(history())
-        .build();
-    (hub, rx)
+    let (builder, rx) = common::cluster::presence_builder(backplane);
+    (builder.history(history()).build(), rx)
 }
 
 fn channel(room: &str) -> String {
@@ -64,29 +55,11 @@ fn rooms_on_each_shard(cluster: &Cluster) -> [String; 3] {
     panic!("no room on some shard: {rooms:?}");
 }
 
-/// How many connections the shard serving `channel` has subscribed to it
-/// (`PUBSUB SHARDNUMSUB`; any other node would answer with a redirect).
-async fn shard_subscribers(cluster: &Cluster, channel: &str) -> i64 {
-    let port = cluster.ports()[cluster.owner(channel)];
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let (_, count): (String, i64) = redis::cmd("PUBSUB")
-        .arg("SHARDNUMSUB")
-        .arg(channel)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    count
-}
-
+/// Waits until the shard serving `channel` counts `count` subscribers.
 async fn until_subscribers(cluster: &Cluster, channel: &str, count: i64) {
-    timeout(TIMEOUT, async {
-        while shard_subscribers(cluster, channel).await != count {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{channel} never had {count} subscribers"));
+    let port = cluster.ports()[cluster.owner(channel)];
+    let url = format!("redis://127.0.0.1:{port}/");
+    common::cluster::until_shard_subscribers(&url, channel, count).await;
 }
 
 async fn record(hub: &Hub, room: &str, text: &str) -> Position {

@@ -143,16 +143,51 @@ pub fn presence_hub(
     Hub,
     tokio::sync::mpsc::UnboundedReceiver<(bool, String, String)>,
 ) {
+    let (builder, rx) = presence_builder(backplane);
+    (builder.build(), rx)
+}
+
+/// [`presence_hub`]'s builder, for a test that sets more.
+pub fn presence_builder(
+    backplane: impl hyperws::hub::backplane::Backplane,
+) -> (
+    hyperws::hub::HubBuilder,
+    tokio::sync::mpsc::UnboundedReceiver<(bool, String, String)>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let hub = Hub::builder()
+    let builder = Hub::builder()
         .backplane(backplane)
         .presence(|_| true)
         .on_presence(move |_, event| {
             let joined = event.change == hyperws::hub::PresenceChange::Joined;
             let _ = tx.send((joined, event.room.clone(), event.member.info.clone()));
-        })
-        .build();
-    (hub, rx)
+        });
+    (builder, rx)
+}
+
+/// Waits until the Redis server at `url` counts `count` subscribers of
+/// the sharded `channel` (`PUBSUB SHARDNUMSUB`; on a Cluster, ask the
+/// node that serves the channel: any other answers with a redirect).
+#[cfg(feature = "redis")]
+pub async fn until_shard_subscribers(url: &str, channel: &str, count: i64) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    timeout(super::TIMEOUT, async {
+        loop {
+            let (_, now): (String, i64) = redis::cmd("PUBSUB")
+                .arg("SHARDNUMSUB")
+                .arg(channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if now == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{channel} never had {count} subscribers"));
 }
 
 /// The infos of everyone in `room`, sorted, and whether the list is

@@ -284,19 +284,11 @@ impl Task {
                 return Err(err);
             }
         }
+        let handed = first.2;
+        let waiting = std::iter::from_fn(|| self.publishes.try_recv().ok());
         let mut pipes = link.pipelines();
-        let (channel, packet, handed) = first;
-        pipes
-            .on(&channel)
-            .cmd(flavour.publish)
-            .arg(&channel)
-            .arg(packet.as_ref())
-            .ignore();
-        let mut batch = 1;
-        while batch < BATCH {
-            let Ok((channel, packet, _)) = self.publishes.try_recv() else {
-                break;
-            };
+        let mut batch = 0;
+        for (channel, packet, _) in std::iter::once(first).chain(waiting).take(BATCH) {
             pipes
                 .on(&channel)
                 .cmd(flavour.publish)
