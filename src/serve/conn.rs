@@ -51,29 +51,35 @@ impl Default for ConnLimits {
     }
 }
 
-/// An accepted connection and what it is served with.
-pub(super) struct Connection {
-    pub(super) router: Arc<Router>,
+/// What every connection of one server is served with: shared, so that a
+/// connection costs one reference count, not a clone of each part.
+pub(super) struct Server {
+    pub(super) router: Router,
     pub(super) lifecycle: Lifecycle,
-    pub(super) peer: SocketAddr,
     pub(super) limits: ConnLimits,
     /// Whose word on the client's address is taken.
-    pub(super) proxies: Option<Arc<TrustedProxies>>,
+    pub(super) proxies: Option<TrustedProxies>,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// An accepted connection and what it is served with.
+pub(super) struct Connection {
+    pub(super) server: Arc<Server>,
+    pub(super) peer: SocketAddr,
 }
 
 impl Connection {
     /// Serves the connection until it ends; errors are logged.
     pub(super) async fn serve(self, tcp: TcpStream) {
-        if self.limits.nodelay {
+        if self.server.limits.nodelay {
             let _ = tcp.set_nodelay(true);
         }
         let peer = self.peer;
         #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.clone() {
+        if let Some(tls) = self.server.tls.clone() {
             // Boxed, as HTTP/2 is below: the plain HTTP/1.1 connection's
-            // task stays small (it is moved, and copied, as it is spawned).
+            // state stays small.
             if let Err(err) = Box::pin(self.serve_tls(tcp, tls)).await {
                 tracing::debug!(%err, %peer, "TLS connection ended with an error");
             }
@@ -85,7 +91,7 @@ impl Connection {
     }
 
     /// Reads the first bytes, picks HTTP/1.1 or HTTP/2, and serves.
-    async fn serve_plain(self, mut tcp: TcpStream) -> Result<(), ConnError> {
+    async fn serve_plain(&self, mut tcp: TcpStream) -> Result<(), ConnError> {
         let mut first = BytesMut::with_capacity(2048);
         // Clients usually send their request right after connecting: when
         // it is already here, no timer is needed to wait for it.
@@ -95,7 +101,7 @@ impl Connection {
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(err) => return Err(err.into()),
         }
-        let sniffed = match (protocol_of(&first), self.limits.header_read_timeout) {
+        let sniffed = match (protocol_of(&first), self.server.limits.header_read_timeout) {
             (Some(is_h2), _) => Some(is_h2),
             (None, Some(limit)) => {
                 match tokio::time::timeout(limit, sniff(&mut tcp, &mut first)).await {
@@ -115,12 +121,12 @@ impl Connection {
     /// Completes the TLS handshake, then serves the protocol ALPN chose.
     #[cfg(feature = "tls")]
     async fn serve_tls(
-        self,
+        &self,
         tcp: TcpStream,
         tls: tokio_rustls::TlsAcceptor,
     ) -> Result<(), ConnError> {
         let accept = tls.accept(tcp);
-        let stream = match self.limits.header_read_timeout {
+        let stream = match self.server.limits.header_read_timeout {
             Some(limit) => match tokio::time::timeout(limit, accept).await {
                 Ok(stream) => stream?,
                 Err(_) => return Ok(()),
@@ -134,13 +140,13 @@ impl Connection {
     /// Serves HTTP/1.1 or HTTP/2 on `io` until it ends or the server shuts
     /// down (then gracefully). HTTP/2's connection state is boxed: the
     /// common HTTP/1.1 connection's task stays small.
-    async fn serve_http<I>(self, io: I, is_h2: bool) -> Result<(), ConnError>
+    async fn serve_http<I>(&self, io: I, is_h2: bool) -> Result<(), ConnError>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(io);
-        let limits = self.limits;
-        let shutdown = self.lifecycle.shutdown.clone();
+        let limits = self.server.limits;
+        let shutdown = &self.server.lifecycle.shutdown;
         if is_h2 {
             #[cfg(feature = "http2")]
             return Box::pin(self.serve_h2(io)).await;
@@ -150,7 +156,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        let abort = CancellationToken::new();
+        let abort = Arc::new(CancellationToken::new());
         let service = self.service(None, &abort);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -173,14 +179,14 @@ impl Connection {
     /// Serves HTTP/2 on `io` until it ends, goes idle or the server shuts
     /// down (then gracefully).
     #[cfg(feature = "http2")]
-    async fn serve_h2<I>(self, io: TokioIo<I>) -> Result<(), ConnError>
+    async fn serve_h2<I>(&self, io: TokioIo<I>) -> Result<(), ConnError>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let limits = self.limits;
-        let shutdown = self.lifecycle.shutdown.clone();
+        let limits = self.server.limits;
+        let shutdown = &self.server.lifecycle.shutdown;
         let streams = Arc::new(Streams::default());
-        let abort = CancellationToken::new();
+        let abort = Arc::new(CancellationToken::new());
         let service = self.service(Some(streams.clone()), &abort);
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
@@ -224,7 +230,7 @@ impl Connection {
     fn service(
         &self,
         streams: Option<Arc<Streams>>,
-        abort: &CancellationToken,
+        abort: &Arc<CancellationToken>,
     ) -> impl hyper::service::Service<
         http::Request<Incoming>,
         Response = crate::response::Response,
@@ -233,49 +239,41 @@ impl Connection {
     > + Clone
            + Send
            + 'static {
-        let router = self.router.clone();
+        let server = self.server.clone();
+        let abort = abort.clone();
         let peer = self.peer;
-        // An event stream ends at shutdown, and one whose client stops
-        // reading drops the connection.
-        let events = Arc::new(crate::sse::served::Setup {
-            shutdown: self.lifecycle.shutdown.clone(),
-            stall: self
-                .limits
-                .event_stream_stall
-                .map(|limit| (limit, abort.clone())),
-        });
-        let lifecycle = Lifecycle {
-            streams: streams.clone(),
-            peer: Some(peer),
-            ..self.lifecycle.clone()
-        };
         // Only a trusted proxy's requests are read for the client.
-        let proxies = self.proxies.clone().filter(|p| p.trusts(peer.ip()));
+        let trusted = server.proxies.as_ref().is_some_and(|p| p.trusts(peer.ip()));
         hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            let client = proxies.as_ref().map(|p| p.client_addr(peer, req.headers()));
+            let client = match &server.proxies {
+                Some(proxies) if trusted => Some(proxies.client_addr(peer, req.headers())),
+                _ => None,
+            };
+            let lifecycle = Lifecycle {
+                streams: streams.clone(),
+                peer: Some(client.unwrap_or(peer)),
+                ..server.lifecycle.clone()
+            };
             let extensions = req.extensions_mut();
             // Two entries, with hyper's own upgrade handle three: the
             // extensions' table holds them without growing.
             extensions.insert(ConnectInfo(peer));
-            match client {
-                None => extensions.insert(lifecycle.clone()),
-                Some(client) => {
-                    extensions.insert(ClientAddr(client));
-                    extensions.insert(Lifecycle {
-                        peer: Some(client),
-                        ..lifecycle.clone()
-                    })
-                }
-            };
+            if let Some(client) = client {
+                extensions.insert(ClientAddr(client));
+            }
+            extensions.insert(lifecycle);
             let stream = streams.as_ref().map(Streams::open);
-            let events = events.clone();
-            let fut = router.dispatch(req.map(crate::response::Body::new));
+            let (server, abort) = (server.clone(), abort.clone());
+            let fut = server.router.dispatch(req.map(crate::response::Body::new));
             Box::pin(async move {
                 let mut res = fut.await;
                 // An event stream never ends by itself: it ends when the
-                // server shuts down, so the graceful close can finish.
+                // server shuts down, so the graceful close can finish; and
+                // one whose client stops reading drops the connection.
                 if crate::sse::is_event_stream(&res) {
-                    res = res.map(|body| crate::sse::served::served(body, &events));
+                    let stall = server.limits.event_stream_stall.map(|l| (l, &*abort));
+                    let shutdown = &server.lifecycle.shutdown;
+                    res = res.map(|body| crate::sse::served::served(body, shutdown, stall));
                 }
                 Ok(match stream {
                     Some(stream) => {

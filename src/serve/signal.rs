@@ -1,4 +1,13 @@
-//! [`shutdown_signal`]: the signals service managers stop a process with.
+//! [`shutdown_signal`]: the signals service managers stop a process with,
+//! and how the accept loop watches whichever signal it was given.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+
+use crate::handler::BoxFuture;
 
 /// Completes when the process is asked to stop: SIGINT (Ctrl-C) or SIGTERM
 /// on Unix (what systemd, Docker and Kubernetes send), Ctrl-C elsewhere.
@@ -45,5 +54,69 @@ pub async fn shutdown_signal() {
             return std::future::pending().await;
         }
         tracing::info!("Ctrl-C: shutting down gracefully");
+    }
+}
+
+/// The user's shutdown signal, awaited on a task of its own, as the accept
+/// loop sees it: polling it costs an atomic load and a waker check, where
+/// polling the signal future itself (two signal streams, for
+/// [`shutdown_signal`]) on every accept cost hundreds of instructions per
+/// connection. Dropping it stops the watching task.
+pub(super) struct Stop {
+    flag: Option<Arc<Flag>>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Flag {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Stop {
+    /// Watches `signal`; without one, the server never stops by itself.
+    pub(super) fn watch(signal: Option<BoxFuture<()>>) -> Self {
+        let Some(signal) = signal else {
+            return Self {
+                flag: None,
+                watcher: None,
+            };
+        };
+        let flag = Arc::new(Flag::default());
+        let set = flag.clone();
+        let watcher = tokio::spawn(async move {
+            signal.await;
+            set.set.store(true, Ordering::Release);
+            set.waker.wake();
+        });
+        Self {
+            flag: Some(flag),
+            watcher: Some(watcher),
+        }
+    }
+
+    /// Completes once the signal has.
+    pub(super) fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(flag) = &self.flag else {
+            return Poll::Pending;
+        };
+        if flag.set.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        flag.waker.register(cx.waker());
+        // Set between the load and the registration: seen now.
+        if flag.set.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
     }
 }

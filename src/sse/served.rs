@@ -25,33 +25,28 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::response::{Body, BoxError};
 
-/// What a connection serves its event streams with.
-#[derive(Debug)]
-pub(crate) struct Setup {
-    /// The server's shutdown.
-    pub(crate) shutdown: CancellationToken,
-    /// The stall limit, and the connection's abort.
-    pub(crate) stall: Option<(Duration, CancellationToken)>,
-}
-
-/// `body`, ended once the server shuts down, and, with a stall limit,
-/// watched: the connection's abort is cancelled when the body has been
-/// ready to send, but not polled, for that long.
-pub(crate) fn served(body: Body, setup: &Setup) -> Body {
-    let watch = setup.stall.clone().map(|(limit, abort)| {
+/// `body`, ended once `shutdown` (the server's) is cancelled, and, with a
+/// stall limit, watched: the connection's abort is cancelled when the body
+/// has been ready to send, but not polled, for that long.
+pub(crate) fn served(
+    body: Body,
+    shutdown: &CancellationToken,
+    stall: Option<(Duration, &CancellationToken)>,
+) -> Body {
+    let watch = stall.map(|(limit, abort)| {
         let watch = Arc::new(Watch {
             start: Instant::now(),
             woken_at: AtomicU64::new(0),
             task: AtomicWaker::new(),
             done: CancellationToken::new(),
         });
-        tokio::spawn(watchdog(watch.clone(), limit, abort));
+        tokio::spawn(watchdog(watch.clone(), limit, abort.clone()));
         watch
     });
     let waker = watch.clone().map(Waker::from);
     Body::new(Served {
         body,
-        shutdown: Box::pin(setup.shutdown.clone().cancelled_owned()),
+        shutdown: Box::pin(shutdown.clone().cancelled_owned()),
         watch,
         waker,
     })
