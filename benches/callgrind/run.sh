@@ -7,6 +7,7 @@
 #   The word ADDR in the server command is replaced by the address to listen on.
 #   e.g. bash benches/callgrind/run.sh 1024 3000 4 target/release/examples/echo ADDR
 #        bash benches/callgrind/run.sh 65536 300 4 target/release/deps/echo-HASH serve fastwebsockets ADDR
+# SIZE 0 opens and closes connections instead, SIZE -1 opens and resets them.
 # With PER_MESSAGE=1 the load runs twice (MESSAGES, then twice as many) and
 # the difference is printed per echoed message: start-up and handshakes
 # cancel out.

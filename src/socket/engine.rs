@@ -74,19 +74,6 @@ impl WebSocket {
         self
     }
 
-    /// Sends a keepalive ping, or fails the connection when the last one
-    /// went unanswered. Returns the error to hand to the reader.
-    pub(super) fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Option<Error> {
-        if std::mem::take(&mut self.timed_out) {
-            return Some(Error::timeout());
-        }
-        let due = match self.keepalive.as_mut()?.poll(cx) {
-            Poll::Ready(due) => due,
-            Poll::Pending => return None,
-        };
-        self.keepalive_due(cx, due)
-    }
-
     /// Keepalive for a sender: a session that only sends (or a split
     /// sender whose receiver waits elsewhere) still pings and still finds a
     /// dead peer. A split sender polls the timer with the waker of both
@@ -191,9 +178,29 @@ impl WebSocket {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
         self.poll_shutdown(cx);
-        if let Some(err) = self.poll_keepalive(cx) {
+        if std::mem::take(&mut self.timed_out) {
+            return Poll::Ready(Some(Err(Error::timeout())));
+        }
+        let poll = self.poll_read_frames(cx);
+        if poll.is_ready() {
+            return poll;
+        }
+        // The keepalive timer is looked at only while the connection waits:
+        // traffic proves the peer alive and makes a ping needless, and a
+        // connection that ends before it ever waits (a handshake and a
+        // reset) never arms the timer at all.
+        let Some(keepalive) = &mut self.keepalive else {
+            return poll;
+        };
+        keepalive.settle();
+        let Poll::Ready(due) = keepalive.poll(cx) else {
+            return poll;
+        };
+        if let Some(err) = self.keepalive_due(cx, due) {
             return Poll::Ready(Some(Err(err)));
         }
+        // A ping woke tungstenite: flush it and let the connection sleep
+        // again (the read is polled again; what it yields is kept).
         let poll = self.poll_read_frames(cx);
         if poll.is_pending() {
             if let Some(keepalive) = &mut self.keepalive {

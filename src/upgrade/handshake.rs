@@ -67,11 +67,14 @@ fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejecti
 /// (ASCII case-insensitive).
 fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
     // Byte-wise: a token is ASCII, so no UTF-8 check of the whole line.
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    for value in headers.get_all(name) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            if item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The one value of a header that must appear at most once.
@@ -96,14 +99,34 @@ fn check_version(headers: &HeaderMap) -> Result<(), WebSocketUpgradeRejection> {
 
 fn check_key(headers: &HeaderMap) -> Result<HeaderValue, WebSocketUpgradeRejection> {
     let key = single(headers, &header::SEC_WEBSOCKET_KEY)?.ok_or(InvalidKey)?;
-    let trimmed = key.as_bytes().trim_ascii();
-    // 16 bytes are 24 base64 characters with padding; check before decoding
-    // so a huge header is not decoded at all.
-    let mut decoded = [0u8; 18];
-    if trimmed.len() != 24 || BASE64.decode_slice(trimmed, &mut decoded) != Ok(16) {
+    if !is_base64_of_16_bytes(key.as_bytes().trim_ascii()) {
         return Err(InvalidKey.into());
     }
     Ok(key.clone())
+}
+
+/// Whether `key` is the canonical base64 of 16 bytes, as a decoder would
+/// accept it: 22 characters of the alphabet, then `==`, the last character
+/// carrying no bits past the 128th. Checked without decoding.
+fn is_base64_of_16_bytes(key: &[u8]) -> bool {
+    fn sextet(c: u8) -> Option<u8> {
+        match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let Some((body, b"==")) = key.split_last_chunk::<2>() else {
+        return false;
+    };
+    body.len() == 22
+        && body[..21].iter().all(|&c| sextet(c).is_some())
+        // 16 bytes are 128 bits: the 22nd character holds 2 of them, its
+        // low 4 bits must be zero.
+        && sextet(body[21]).is_some_and(|v| v & 0x0F == 0)
 }
 
 /// Every subprotocol offered, over all `Sec-WebSocket-Protocol` lines, in
@@ -160,6 +183,28 @@ mod tests {
         );
         assert!(has_token(&headers, &header::CONNECTION, "upgrade"));
         assert!(!has_token(&headers, &header::CONNECTION, "upgrad"));
+    }
+
+    #[test]
+    fn the_key_check_agrees_with_a_base64_decoder() {
+        // Every 24-byte key built from a few interesting characters in the
+        // last four places, against what the decoder says.
+        let chars = b"AQgw/+=_a";
+        for &a in chars {
+            for &b in chars {
+                for &c in chars {
+                    for &d in chars {
+                        let mut key = *b"AAAAAAAAAAAAAAAAAAAA____";
+                        key[20..].copy_from_slice(&[a, b, c, d]);
+                        let mut out = [0u8; 18];
+                        let decoded = BASE64.decode_slice(key, &mut out) == Ok(16);
+                        assert_eq!(is_base64_of_16_bytes(&key), decoded, "{key:?}");
+                    }
+                }
+            }
+        }
+        assert!(!is_base64_of_16_bytes(b"AAAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!is_base64_of_16_bytes(b"AAAAAAAAAAAAAAAAAAAAAAAAA=="));
     }
 
     #[test]
