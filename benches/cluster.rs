@@ -113,32 +113,18 @@ fn orchestrate() {
         let o = rt.block_on(fanout::run(&[(addr, one.pid())], &[], subscribers));
         row("one process", &o, "-");
     }
-    {
+    // Two serving processes and one without members, all on `backplane`.
+    let two = |setup: &str, backplane: &str| {
         let (a, b, c) = (free_addr(), free_addr(), free_addr());
-        let (pa, pb) = (server(a, Some(&url)), server(b, Some(&url)));
-        let idle = server(c, Some(&url));
+        let (pa, pb) = (server(a, Some(backplane)), server(b, Some(backplane)));
+        let idle = server(c, Some(backplane));
         rt.block_on(fanout::until_listening(c));
         let servers = [(a, pa.pid()), (b, pb.pid())];
         let o = rt.block_on(fanout::run(&servers, &[idle.pid()], subscribers));
-        row(
-            "two processes on Redis",
-            &o,
-            &format!("{:.3}", o.watched_cpu[0]),
-        );
-    }
-    {
-        let cluster = redis_server::Cluster::start_under(&["taskset", "-c", "1"]);
-        let nodes = format!("cluster:{}", cluster.urls().join(","));
-        let (a, b, c) = (free_addr(), free_addr(), free_addr());
-        let (pa, pb) = (server(a, Some(&nodes)), server(b, Some(&nodes)));
-        let idle = server(c, Some(&nodes));
-        rt.block_on(fanout::until_listening(c));
-        let servers = [(a, pa.pid()), (b, pb.pid())];
-        let o = rt.block_on(fanout::run(&servers, &[idle.pid()], subscribers));
-        row(
-            "two processes on a 3-shard Redis Cluster",
-            &o,
-            &format!("{:.3}", o.watched_cpu[0]),
-        );
-    }
+        row(setup, &o, &format!("{:.3}", o.watched_cpu[0]));
+    };
+    two("two processes on Redis", &url);
+    let cluster = redis_server::Cluster::start_under(&["taskset", "-c", "1"]);
+    let nodes = format!("cluster:{}", cluster.urls().join(","));
+    two("two processes on a 3-shard Redis Cluster", &nodes);
 }
