@@ -14,17 +14,84 @@ use crate::rejection::{
     InvalidUpgradeHeader, MethodNotGet, MissingHost, UnsupportedVersion, WebSocketUpgradeRejection,
 };
 
+/// The handshake's headers, found in one pass over the request's: a
+/// lookup by name hashes the name each time, and a request has only a
+/// handful of headers.
+#[derive(Default)]
+pub(super) struct Found<'a> {
+    pub(super) host: Option<&'a HeaderValue>,
+    connection_upgrade: bool,
+    upgrade_websocket: bool,
+    version: Single<'a>,
+    key: Single<'a>,
+    pub(super) origin: Single<'a>,
+    /// Whether any `Sec-WebSocket-Protocol` line came.
+    pub(super) protocols: bool,
+    /// Whether any `Sec-WebSocket-Extensions` line came.
+    pub(super) extensions: bool,
+}
+
+/// A header that must appear at most once: its first value, and whether
+/// another followed.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Single<'a> {
+    pub(super) first: Option<&'a HeaderValue>,
+    pub(super) repeated: bool,
+}
+
+impl<'a> Single<'a> {
+    fn add(&mut self, value: &'a HeaderValue) {
+        if self.first.is_some() {
+            self.repeated = true;
+        } else {
+            self.first = Some(value);
+        }
+    }
+
+    fn one(self) -> Result<Option<&'a HeaderValue>, WebSocketUpgradeRejection> {
+        if self.repeated {
+            return Err(DuplicateHeader.into());
+        }
+        Ok(self.first)
+    }
+}
+
+/// Looks at every header line once.
+pub(super) fn scan(headers: &HeaderMap) -> Found<'_> {
+    let mut found = Found::default();
+    for (name, value) in headers {
+        if name == header::HOST {
+            found.host.get_or_insert(value);
+        } else if name == header::CONNECTION {
+            found.connection_upgrade |= lists(value, "upgrade");
+        } else if name == header::UPGRADE {
+            found.upgrade_websocket |= lists(value, "websocket");
+        } else if name == header::SEC_WEBSOCKET_VERSION {
+            found.version.add(value);
+        } else if name == header::SEC_WEBSOCKET_KEY {
+            found.key.add(value);
+        } else if name == header::ORIGIN {
+            found.origin.add(value);
+        } else if name == header::SEC_WEBSOCKET_PROTOCOL {
+            found.protocols = true;
+        } else if name == header::SEC_WEBSOCKET_EXTENSIONS {
+            found.extensions = true;
+        }
+    }
+    found
+}
+
 /// Checks the method, version and upgrade headers; returns the
 /// `Sec-WebSocket-Key` to answer (`None` on HTTP/2, which has none).
 pub(super) fn check_request(
     method: &Method,
     version: Version,
-    headers: &HeaderMap,
+    found: &Found<'_>,
     extensions: &Extensions,
 ) -> Result<Option<HeaderValue>, WebSocketUpgradeRejection> {
     if version == Version::HTTP_2 {
         check_http2(method, extensions)?;
-        check_version(headers)?;
+        check_version(found)?;
         return Ok(None);
     }
     if version < Version::HTTP_11 {
@@ -33,17 +100,17 @@ pub(super) fn check_request(
     if method != Method::GET {
         return Err(MethodNotGet.into());
     }
-    if !headers.contains_key(header::HOST) {
+    if found.host.is_none() {
         return Err(MissingHost.into());
     }
-    if !has_token(headers, &header::CONNECTION, "upgrade") {
+    if !found.connection_upgrade {
         return Err(InvalidConnectionHeader.into());
     }
-    if !has_token(headers, &header::UPGRADE, "websocket") {
+    if !found.upgrade_websocket {
         return Err(InvalidUpgradeHeader.into());
     }
-    check_version(headers)?;
-    Ok(Some(check_key(headers)?))
+    check_version(found)?;
+    Ok(Some(check_key(found)?))
 }
 
 #[cfg(feature = "http2")]
@@ -63,42 +130,25 @@ fn check_http2(_: &Method, _: &Extensions) -> Result<(), WebSocketUpgradeRejecti
     Err(ConnectionNotUpgradable.into())
 }
 
-/// Whether a comma-separated header, over all its lines, lists `token`
-/// (ASCII case-insensitive).
-fn has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+/// Whether one line of a comma-separated header lists `token` (ASCII
+/// case-insensitive).
+fn lists(value: &HeaderValue, token: &str) -> bool {
     // Byte-wise: a token is ASCII, so no UTF-8 check of the whole line.
-    for value in headers.get_all(name) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            if item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()) {
-                return true;
-            }
-        }
-    }
-    false
+    value
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// The one value of a header that must appear at most once.
-fn single<'a>(
-    headers: &'a HeaderMap,
-    name: &header::HeaderName,
-) -> Result<Option<&'a HeaderValue>, WebSocketUpgradeRejection> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(DuplicateHeader.into());
-    }
-    Ok(first)
-}
-
-fn check_version(headers: &HeaderMap) -> Result<(), WebSocketUpgradeRejection> {
-    match single(headers, &header::SEC_WEBSOCKET_VERSION)? {
+fn check_version(found: &Found<'_>) -> Result<(), WebSocketUpgradeRejection> {
+    match found.version.one()? {
         Some(v) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
         _ => Err(UnsupportedVersion.into()),
     }
 }
 
-fn check_key(headers: &HeaderMap) -> Result<HeaderValue, WebSocketUpgradeRejection> {
-    let key = single(headers, &header::SEC_WEBSOCKET_KEY)?.ok_or(InvalidKey)?;
+fn check_key(found: &Found<'_>) -> Result<HeaderValue, WebSocketUpgradeRejection> {
+    let key = found.key.one()?.ok_or(InvalidKey)?;
     if !is_base64_of_16_bytes(key.as_bytes().trim_ascii()) {
         return Err(InvalidKey.into());
     }
@@ -181,8 +231,9 @@ mod tests {
             header::CONNECTION,
             HeaderValue::from_static("foo, UpGrade "),
         );
-        assert!(has_token(&headers, &header::CONNECTION, "upgrade"));
-        assert!(!has_token(&headers, &header::CONNECTION, "upgrad"));
+        assert!(scan(&headers).connection_upgrade);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrad"));
+        assert!(!scan(&headers).connection_upgrade);
     }
 
     #[test]
@@ -214,17 +265,17 @@ mod tests {
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="),
         );
-        assert!(check_key(&headers).is_ok());
+        assert!(check_key(&scan(&headers)).is_ok());
         // 17 bytes.
         headers.insert(
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAA="),
         );
-        assert!(check_key(&headers).is_err());
+        assert!(check_key(&scan(&headers)).is_err());
         headers.insert(
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("not base64 at all!!!!!!!"),
         );
-        assert!(check_key(&headers).is_err());
+        assert!(check_key(&scan(&headers)).is_err());
     }
 }

@@ -139,13 +139,17 @@ impl WebSocketUpgrade {
         headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> Result<Self, WebSocketUpgradeRejection> {
-        let key = handshake::check_request(method, version, headers, extensions)?;
-        let offered = handshake::offered_protocols(headers)?;
-        let mut origins = headers.get_all(header::ORIGIN).iter();
-        let origin = origins.next().cloned();
-        let duplicate_origin = origins.next().is_some();
-        let host = headers
-            .get(header::HOST)
+        let found = handshake::scan(headers);
+        let key = handshake::check_request(method, version, &found, extensions)?;
+        let offered = if found.protocols {
+            handshake::offered_protocols(headers)?
+        } else {
+            Vec::new()
+        };
+        let origin = found.origin.first.cloned();
+        let duplicate_origin = found.origin.repeated;
+        let host = found
+            .host
             .and_then(|h| h.to_str().ok())
             .or(authority)
             .map(Box::from);
@@ -181,7 +185,11 @@ impl WebSocketUpgrade {
             peer_addr,
             lifecycle,
             #[cfg(feature = "deflate")]
-            deflate_offers: crate::deflate::offer::deflate_offers(headers),
+            deflate_offers: if found.extensions {
+                crate::deflate::offer::deflate_offers(headers)
+            } else {
+                Vec::new()
+            },
             on_upgrade,
             on_failed_upgrade: DefaultOnFailedUpgrade,
             span,
