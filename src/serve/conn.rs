@@ -156,6 +156,8 @@ impl Connection {
                 return Ok(());
             }
         }
+        // In an `Arc`: each request takes a reference, and a token's own
+        // clone and drop take a lock each.
         let abort = Arc::new(CancellationToken::new());
         let service = self.service(None, &abort);
         let conn = http1::Builder::new()

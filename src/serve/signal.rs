@@ -63,8 +63,9 @@ pub async fn shutdown_signal() {
 /// [`shutdown_signal`]) on every accept cost hundreds of instructions per
 /// connection. Dropping it stops the watching task.
 pub(super) struct Stop {
-    flag: Option<Arc<Flag>>,
-    watcher: Option<tokio::task::JoinHandle<()>>,
+    /// The flag the watching task sets, and that task; `None` without a
+    /// signal.
+    watched: Option<(Arc<Flag>, tokio::task::JoinHandle<()>)>,
 }
 
 #[derive(Default)]
@@ -76,28 +77,22 @@ struct Flag {
 impl Stop {
     /// Watches `signal`; without one, the server never stops by itself.
     pub(super) fn watch(signal: Option<BoxFuture<()>>) -> Self {
-        let Some(signal) = signal else {
-            return Self {
-                flag: None,
-                watcher: None,
-            };
-        };
-        let flag = Arc::new(Flag::default());
-        let set = flag.clone();
-        let watcher = tokio::spawn(async move {
-            signal.await;
-            set.set.store(true, Ordering::Release);
-            set.waker.wake();
+        let watched = signal.map(|signal| {
+            let flag = Arc::new(Flag::default());
+            let set = flag.clone();
+            let watcher = tokio::spawn(async move {
+                signal.await;
+                set.set.store(true, Ordering::Release);
+                set.waker.wake();
+            });
+            (flag, watcher)
         });
-        Self {
-            flag: Some(flag),
-            watcher: Some(watcher),
-        }
+        Self { watched }
     }
 
     /// Completes once the signal has.
     pub(super) fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(flag) = &self.flag else {
+        let Some((flag, _)) = &self.watched else {
             return Poll::Pending;
         };
         if flag.set.load(Ordering::Acquire) {
@@ -115,7 +110,7 @@ impl Stop {
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        if let Some(watcher) = &self.watcher {
+        if let Some((_, watcher)) = &self.watched {
             watcher.abort();
         }
     }
