@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::proxies::TrustedProxies;
-use super::sniff::{protocol_of, sniff, Sniffed};
+use super::sniff::{protocol_of, read_arrived, sniff, Sniffed};
 use crate::extract::{ClientAddr, ConnectInfo};
 use crate::handler::BoxFuture;
 use crate::lifecycle::{Lifecycle, StreamGuard, Streams};
@@ -95,11 +95,10 @@ impl Connection {
         let mut first = BytesMut::with_capacity(2048);
         // Clients usually send their request right after connecting: when
         // it is already here, no timer is needed to wait for it.
-        match tcp.try_read_buf(&mut first) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err.into()),
+        match read_arrived(&mut tcp, &mut first).await {
+            Some(Ok(0)) => return Ok(()),
+            Some(Ok(_)) | None => {}
+            Some(Err(err)) => return Err(err.into()),
         }
         let sniffed = match (protocol_of(&first), self.server.limits.header_read_timeout) {
             (Some(is_h2), _) => Some(is_h2),

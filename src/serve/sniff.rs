@@ -11,6 +11,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 
 /// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -26,6 +27,24 @@ pub(super) fn protocol_of(first: &[u8]) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// Reads what has already arrived, without waiting: `None` when nothing
+/// has. Unlike `TcpStream::try_read_buf`, a read shorter than the buffer
+/// tells tokio that the socket is drained, so that hyper's next read waits
+/// for readiness instead of making a system call that finds nothing (one
+/// `recvfrom` per connection).
+pub(super) async fn read_arrived(
+    tcp: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Option<io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match poll_read_buf(Pin::new(&mut *tcp), cx, buf) {
+            Poll::Ready(read) => Some(read),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Reads until the protocol is known; `None` if the peer closes first.
