@@ -9,12 +9,15 @@
 //! *WebSocket* is one upgraded stream on it; a *session* is the task that
 //! runs a WebSocket's `on_upgrade` callback.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::transport::Unwrap;
@@ -22,8 +25,8 @@ use crate::transport::Unwrap;
 /// The server's shutdown and limits, as one request sees them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Lifecycle {
-    /// Cancelled when the server shuts down: every WebSocket closes with 1001.
-    pub(crate) shutdown: CancellationToken,
+    /// Fired when the server shuts down: every WebSocket closes with 1001.
+    pub(crate) shutdown: Signal,
     /// Every session task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     /// At most this many WebSockets at once.
@@ -41,8 +44,84 @@ pub(crate) struct Lifecycle {
 /// and the tracker that the server waits on (a hub writer joins it).
 #[derive(Clone, Debug)]
 pub(crate) struct Shutdown {
-    pub(crate) token: CancellationToken,
+    pub(crate) signal: Signal,
     pub(crate) tracker: TaskTracker,
+}
+
+/// Fired once, seen by every waiter: the server's shutdown, or one
+/// connection's abort. What `CancellationToken` gave here, for less: a
+/// clone or a drop is a reference count (a token's takes a lock), and
+/// asking whether it fired is one atomic load (a token's takes a lock).
+/// Every request clones the server's, and every WebSocket asks on each
+/// read.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Signal(Arc<SignalState>);
+
+#[derive(Debug, Default)]
+struct SignalState {
+    fired: AtomicBool,
+    /// In its own `Arc`, which a [`Waiter`] holds.
+    notify: Arc<Notify>,
+}
+
+impl Signal {
+    /// Fires it: every waiter wakes, and it stays fired.
+    pub(crate) fn fire(&self) {
+        if !self.0.fired.swap(true, Ordering::SeqCst) {
+            self.0.notify.notify_waiters();
+        }
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.0.fired.load(Ordering::SeqCst)
+    }
+
+    /// Completes once it has fired (at once if it already has).
+    pub(crate) async fn fired(&self) {
+        // Made before the flag is read: a fire in between still wakes it.
+        let notified = self.0.notify.notified();
+        if self.is_fired() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// [`fired`](Self::fired) as a future of its own, for a struct to hold.
+    pub(crate) fn waiter(&self) -> Waiter {
+        // Made before the flag is first read (in `poll`): a fire after
+        // this point wakes it, whenever it is first polled.
+        let notified = Box::pin(self.0.notify.clone().notified_owned());
+        Waiter {
+            signal: self.clone(),
+            notified,
+        }
+    }
+}
+
+/// Completes once its [`Signal`] has fired. Cheap to poll when it has
+/// not: polling only renews the waker (one uncontended lock), and
+/// [`is_fired`](Self::is_fired) asks without registering at all.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    signal: Signal,
+    notified: Pin<Box<OwnedNotified>>,
+}
+
+impl Waiter {
+    pub(crate) fn is_fired(&self) -> bool {
+        self.signal.is_fired()
+    }
+}
+
+impl Future for Waiter {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_fired() {
+            return Poll::Ready(());
+        }
+        self.notified.as_mut().poll(cx)
+    }
 }
 
 /// A WebSocket's place under the limit (and its stream on an HTTP/2
@@ -56,7 +135,7 @@ pub(crate) struct Admission(
 impl Lifecycle {
     pub(crate) fn shutdown(&self) -> Shutdown {
         Shutdown {
-            token: self.shutdown.clone(),
+            signal: self.shutdown.clone(),
             tracker: self.tracker.clone(),
         }
     }
@@ -124,5 +203,59 @@ impl Streams {
                 changed.await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+
+    fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(fut).poll(&mut cx)
+    }
+
+    #[tokio::test]
+    async fn every_waiter_sees_one_fire_whenever_it_was_made_or_polled() {
+        let signal = Signal::default();
+        let mut polled = signal.waiter();
+        assert!(poll_once(&mut polled).is_pending());
+        // Made before the fire and first polled after it.
+        let mut unpolled = signal.waiter();
+        let clone = signal.clone();
+        let borrowed = tokio::spawn(async move { clone.fired().await });
+        tokio::task::yield_now().await;
+        assert!(!signal.is_fired() && !unpolled.is_fired());
+
+        signal.fire();
+        signal.fire();
+        assert!(signal.is_fired() && unpolled.is_fired());
+        assert!(poll_once(&mut polled).is_ready());
+        assert!(poll_once(&mut unpolled).is_ready());
+        tokio::time::timeout(Duration::from_secs(5), borrowed)
+            .await
+            .expect("the spawned waiter was woken")
+            .unwrap();
+        // Made after the fire: done at once.
+        assert!(poll_once(&mut signal.waiter()).is_ready());
+        let mut late = std::pin::pin!(signal.fired());
+        assert!(poll_fn(|cx| Poll::Ready(late.as_mut().poll(cx)))
+            .await
+            .is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_is_woken_by_the_fire() {
+        let signal = Signal::default();
+        let waiter = signal.waiter();
+        let woken = tokio::spawn(waiter);
+        tokio::task::yield_now().await;
+        assert!(!woken.is_finished());
+        signal.fire();
+        tokio::time::timeout(Duration::from_secs(5), woken)
+            .await
+            .expect("woken")
+            .unwrap();
     }
 }

@@ -70,7 +70,7 @@ impl Sessions {
     /// Closes every WebSocket with 1001 ("going away"), now and for any
     /// upgrade still to come.
     pub fn shut_down(&self) {
-        self.lifecycle.shutdown.cancel();
+        self.lifecycle.shutdown.fire();
         self.lifecycle.tracker.close();
     }
 

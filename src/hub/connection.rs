@@ -6,12 +6,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use super::outbox::Outbox;
 use super::target::Target;
 use super::{Hub, Position, Resumed};
 use crate::error::Error;
+use crate::lifecycle::Signal;
 use crate::message::Message;
 use crate::socket::WebSocketReceiver;
 
@@ -212,7 +211,7 @@ pub struct Inbox {
     id: ConnectionId,
     failed: bool,
     /// The server's shutdown signal, until it has been passed on.
-    shutdown: Option<CancellationToken>,
+    shutdown: Option<Signal>,
 }
 
 impl fmt::Debug for Inbox {
@@ -229,7 +228,7 @@ impl Inbox {
         outbox: Arc<Outbox>,
         hub: Hub,
         id: ConnectionId,
-        shutdown: Option<CancellationToken>,
+        shutdown: Option<Signal>,
     ) -> Self {
         Self {
             rx,
@@ -255,7 +254,7 @@ impl Inbox {
         loop {
             let shutdown = async {
                 match &self.shutdown {
-                    Some(token) => token.cancelled().await,
+                    Some(signal) => signal.fired().await,
                     None => std::future::pending().await,
                 }
             };

@@ -289,8 +289,8 @@ impl Hub {
             }
         }
         let conn = Connection::new(id, self.clone(), outbox.clone());
-        let token = shutdown.map(|s| s.token);
-        (conn, Inbox::new(rx, outbox, self.clone(), id, token))
+        let signal = shutdown.map(|s| s.signal);
+        (conn, Inbox::new(rx, outbox, self.clone(), id, signal))
     }
 
     /// The members of `room`: chain more rooms (a union), exclusions and

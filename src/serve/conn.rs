@@ -17,13 +17,12 @@ use hyper::server::conn::http2;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use super::proxies::TrustedProxies;
 use super::sniff::{protocol_of, read_arrived, sniff, Sniffed};
 use crate::extract::{ClientAddr, ConnectInfo};
 use crate::handler::BoxFuture;
-use crate::lifecycle::{Lifecycle, StreamGuard, Streams};
+use crate::lifecycle::{Lifecycle, Signal, StreamGuard, Streams};
 use crate::response::BoxError as ConnError;
 use crate::routing::Router;
 
@@ -155,9 +154,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        // In an `Arc`: each request takes a reference, and a token's own
-        // clone and drop take a lock each.
-        let abort = Arc::new(CancellationToken::new());
+        let abort = Signal::default();
         let service = self.service(None, &abort);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -168,12 +165,12 @@ impl Connection {
         tokio::pin!(conn);
         tokio::select! {
             res = conn.as_mut() => return Ok(res?),
-            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
-            () = abort.cancelled() => return Ok(()),
+            () = shutdown.fired() => conn.as_mut().graceful_shutdown(),
+            () = abort.fired() => return Ok(()),
         }
         tokio::select! {
             res = conn => Ok(res?),
-            () = abort.cancelled() => Ok(()),
+            () = abort.fired() => Ok(()),
         }
     }
 
@@ -187,7 +184,7 @@ impl Connection {
         let limits = self.server.limits;
         let shutdown = &self.server.lifecycle.shutdown;
         let streams = Arc::new(Streams::default());
-        let abort = Arc::new(CancellationToken::new());
+        let abort = Signal::default();
         let service = self.service(Some(streams.clone()), &abort);
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
@@ -209,18 +206,18 @@ impl Connection {
         };
         tokio::select! {
             res = conn.as_mut() => return Ok(res?),
-            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            () = shutdown.fired() => conn.as_mut().graceful_shutdown(),
             () = idle => {
                 // No stream to finish: a graceful close would only wait
                 // on a peer that may never answer again.
                 tracing::debug!(peer = %self.peer, "closing an idle HTTP/2 connection");
                 return Ok(());
             }
-            () = abort.cancelled() => return Ok(()),
+            () = abort.fired() => return Ok(()),
         }
         tokio::select! {
             res = conn => Ok(res?),
-            () = abort.cancelled() => Ok(()),
+            () = abort.fired() => Ok(()),
         }
     }
 
@@ -231,7 +228,7 @@ impl Connection {
     fn service(
         &self,
         streams: Option<Arc<Streams>>,
-        abort: &Arc<CancellationToken>,
+        abort: &Signal,
     ) -> impl hyper::service::Service<
         http::Request<Incoming>,
         Response = crate::response::Response,
@@ -272,7 +269,7 @@ impl Connection {
                 // server shuts down, so the graceful close can finish; and
                 // one whose client stops reading drops the connection.
                 if crate::sse::is_event_stream(&res) {
-                    let stall = server.limits.event_stream_stall.map(|l| (l, &*abort));
+                    let stall = server.limits.event_stream_stall.map(|l| (l, &abort));
                     let shutdown = &server.lifecycle.shutdown;
                     res = res.map(|body| crate::sse::served::served(body, shutdown, stall));
                 }

@@ -283,7 +283,7 @@ impl Serve {
 
         drop(listener);
         let lifecycle = &server.lifecycle;
-        lifecycle.shutdown.cancel();
+        lifecycle.shutdown.fire();
         lifecycle.tracker.close();
         connections.close();
         let drained = async {

@@ -125,9 +125,7 @@ impl WebSocket {
 
     /// Closes with 1001 when the server shuts down gracefully.
     pub(crate) fn with_shutdown(mut self, shutdown: Option<Shutdown>) -> Self {
-        self.shutdown = shutdown
-            .as_ref()
-            .map(|s| Box::pin(s.token.clone().cancelled_owned()));
+        self.shutdown = shutdown.as_ref().map(|s| s.signal.waiter());
         self.shutdown_handle = shutdown;
         self
     }
@@ -140,16 +138,27 @@ impl WebSocket {
         self.shutdown_handle.take()
     }
 
+    /// Whether the server's shutdown has come (true once: then it is
+    /// handled). With `wait`, the connection is about to wait, and the
+    /// shutdown will wake it.
+    fn shutdown_due(&mut self, cx: &mut Context<'_>, wait: bool) -> bool {
+        let Some(shutdown) = &mut self.shutdown else {
+            return false;
+        };
+        let due = if wait {
+            Pin::new(shutdown).poll(cx).is_ready()
+        } else {
+            shutdown.is_fired()
+        };
+        if due {
+            self.shutdown = None;
+        }
+        due
+    }
+
     /// Starts the close handshake for the server's shutdown, after what is
     /// already queued.
-    pub(super) fn poll_shutdown(&mut self, cx: &mut Context<'_>) {
-        let Some(shutdown) = &mut self.shutdown else {
-            return;
-        };
-        if shutdown.as_mut().poll(cx).is_pending() {
-            return;
-        }
-        self.shutdown = None;
+    fn close_for_shutdown(&mut self, cx: &mut Context<'_>) {
         if self.state.is_closing() {
             return;
         }
@@ -177,11 +186,20 @@ impl WebSocket {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.poll_shutdown(cx);
+        // Asked on every read, so that a peer that never stops sending is
+        // still told; registered for only while the connection waits.
+        if self.shutdown_due(cx, false) {
+            self.close_for_shutdown(cx);
+        }
         if std::mem::take(&mut self.timed_out) {
             return Poll::Ready(Some(Err(Error::timeout())));
         }
-        let poll = self.poll_read_frames(cx);
+        let mut poll = self.poll_read_frames(cx);
+        if poll.is_pending() && self.shutdown_due(cx, true) {
+            self.close_for_shutdown(cx);
+            // The close frame is queued: flushing it is the read's job.
+            poll = self.poll_read_frames(cx);
+        }
         if poll.is_ready() {
             return poll;
         }

@@ -89,11 +89,10 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::Error;
 use crate::keepalive::Keepalive;
-use crate::lifecycle::Shutdown;
+use crate::lifecycle::{Shutdown, Waiter};
 use crate::message::{CloseFrame, Message, Utf8Bytes};
 use crate::transport::Transport;
 use split::Halves;
@@ -152,7 +151,7 @@ pub struct WebSocket {
     /// `recv`.
     peeked: Option<Peeked>,
     /// Resolves when the server shuts down gracefully.
-    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    shutdown: Option<Waiter>,
     /// The server's shutdown signal and task tracker, for a hub writer to
     /// take over.
     shutdown_handle: Option<Shutdown>,

@@ -21,24 +21,20 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::Frame;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::lifecycle::{Signal, Waiter};
 use crate::response::{Body, BoxError};
 
-/// `body`, ended once `shutdown` (the server's) is cancelled, and, with a
-/// stall limit, watched: the connection's abort is cancelled when the body
+/// `body`, ended once `shutdown` (the server's) fires, and, with a stall
+/// limit, watched: the connection's abort is fired when the body
 /// has been ready to send, but not polled, for that long.
-pub(crate) fn served(
-    body: Body,
-    shutdown: &CancellationToken,
-    stall: Option<(Duration, &CancellationToken)>,
-) -> Body {
+pub(crate) fn served(body: Body, shutdown: &Signal, stall: Option<(Duration, &Signal)>) -> Body {
     let watch = stall.map(|(limit, abort)| {
         let watch = Arc::new(Watch {
             start: Instant::now(),
             woken_at: AtomicU64::new(0),
             task: AtomicWaker::new(),
-            done: CancellationToken::new(),
+            done: Signal::default(),
         });
         tokio::spawn(watchdog(watch.clone(), limit, abort.clone()));
         watch
@@ -46,7 +42,7 @@ pub(crate) fn served(
     let waker = watch.clone().map(Waker::from);
     Body::new(Served {
         body,
-        shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+        shutdown: shutdown.waiter(),
         watch,
         waker,
     })
@@ -61,7 +57,7 @@ struct Watch {
     /// The connection's task.
     task: AtomicWaker,
     /// The body is gone.
-    done: CancellationToken,
+    done: Signal,
 }
 
 impl Watch {
@@ -85,9 +81,9 @@ impl Wake for Watch {
     }
 }
 
-/// Cancels `abort` once the body has waited `limit` for a poll; ends with
+/// Fires `abort` once the body has waited `limit` for a poll; ends with
 /// the body.
-async fn watchdog(watch: Arc<Watch>, limit: Duration, abort: CancellationToken) {
+async fn watchdog(watch: Arc<Watch>, limit: Duration, abort: Signal) {
     let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX / 2);
     loop {
         let woken_at = watch.woken_at.load(Ordering::Acquire);
@@ -101,21 +97,21 @@ async fn watchdog(watch: Arc<Watch>, limit: Duration, abort: CancellationToken) 
                 limit = ?limit,
                 "dropping a connection whose event stream's client stopped reading"
             );
-            abort.cancel();
+            abort.fire();
             return;
         }
         let next = Duration::from_millis(limit_ms - waited);
         tokio::select! {
             () = tokio::time::sleep(next) => {}
-            () = abort.cancelled() => return,
-            () = watch.done.cancelled() => return,
+            () = abort.fired() => return,
+            () = watch.done.fired() => return,
         }
     }
 }
 
 struct Served {
     body: Body,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: Waiter,
     watch: Option<Arc<Watch>>,
     /// The waker the body is polled with: it marks the watch, then wakes
     /// the connection's task.
@@ -130,7 +126,7 @@ impl http_body::Body for Served {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        if Pin::new(&mut self.shutdown).poll(cx).is_ready() {
             return Poll::Ready(None);
         }
         let this = &mut *self;
@@ -149,7 +145,7 @@ impl http_body::Body for Served {
 impl Drop for Served {
     fn drop(&mut self) {
         if let Some(watch) = &self.watch {
-            watch.done.cancel();
+            watch.done.fire();
         }
     }
 }
