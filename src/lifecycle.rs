@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -60,8 +59,7 @@ pub(crate) struct Signal(Arc<SignalState>);
 #[derive(Debug, Default)]
 struct SignalState {
     fired: AtomicBool,
-    /// In its own `Arc`, which a [`Waiter`] holds.
-    notify: Arc<Notify>,
+    notify: Notify,
 }
 
 impl Signal {
@@ -88,12 +86,10 @@ impl Signal {
 
     /// [`fired`](Self::fired) as a future of its own, for a struct to hold.
     pub(crate) fn waiter(&self) -> Waiter {
-        // Made before the flag is first read (in `poll`): a fire after
-        // this point wakes it, whenever it is first polled.
-        let notified = Box::pin(self.0.notify.clone().notified_owned());
+        let signal = self.clone();
         Waiter {
             signal: self.clone(),
-            notified,
+            fired: Box::pin(async move { signal.fired().await }),
         }
     }
 }
@@ -101,10 +97,15 @@ impl Signal {
 /// Completes once its [`Signal`] has fired. Cheap to poll when it has
 /// not: polling only renews the waker (one uncontended lock), and
 /// [`is_fired`](Self::is_fired) asks without registering at all.
-#[derive(Debug)]
 pub(crate) struct Waiter {
     signal: Signal,
-    notified: Pin<Box<OwnedNotified>>,
+    fired: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Waiter").field(&self.is_fired()).finish()
+    }
 }
 
 impl Waiter {
@@ -120,7 +121,7 @@ impl Future for Waiter {
         if self.is_fired() {
             return Poll::Ready(());
         }
-        self.notified.as_mut().poll(cx)
+        self.fired.as_mut().poll(cx)
     }
 }
 

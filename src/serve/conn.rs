@@ -2,6 +2,7 @@
 //! hyper serves it under the server's limits until it ends, goes idle, or
 //! the server shuts down.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +38,35 @@ pub(super) struct ConnLimits {
     pub(super) event_stream_stall: Option<Duration>,
 }
 
+impl ConnLimits {
+    /// hyper's HTTP/1.1 settings for these limits. Made once per server:
+    /// a connection borrows them (each builder allocates its timer).
+    pub(super) fn http1(&self) -> http1::Builder {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_size);
+        builder
+    }
+
+    /// hyper's HTTP/2 settings for these limits, made once per server.
+    #[cfg(feature = "http2")]
+    pub(super) fn http2(&self) -> http2::Builder<TokioExecutor> {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX));
+        if let Some(interval) = self.keep_alive {
+            builder
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(interval);
+        }
+        builder
+    }
+}
+
 impl Default for ConnLimits {
     fn default() -> Self {
         Self {
@@ -56,6 +86,10 @@ pub(super) struct Server {
     pub(super) router: Router,
     pub(super) lifecycle: Lifecycle,
     pub(super) limits: ConnLimits,
+    /// hyper's settings, from `limits`.
+    pub(super) http1: http1::Builder,
+    #[cfg(feature = "http2")]
+    pub(super) http2: http2::Builder<TokioExecutor>,
     /// Whose word on the client's address is taken.
     pub(super) proxies: Option<TrustedProxies>,
     #[cfg(feature = "tls")]
@@ -143,7 +177,6 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(io);
-        let limits = self.server.limits;
         let shutdown = &self.server.lifecycle.shutdown;
         if is_h2 {
             #[cfg(feature = "http2")]
@@ -156,10 +189,9 @@ impl Connection {
         }
         let abort = Signal::default();
         let service = self.service(None, &abort);
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_size)
+        let conn = self
+            .server
+            .http1
             .serve_connection(io, service)
             .with_upgrades();
         tokio::pin!(conn);
@@ -186,17 +218,7 @@ impl Connection {
         let streams = Arc::new(Streams::default());
         let abort = Signal::default();
         let service = self.service(Some(streams.clone()), &abort);
-        let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .enable_connect_protocol()
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
-        if let Some(interval) = limits.keep_alive {
-            builder
-                .keep_alive_interval(interval)
-                .keep_alive_timeout(interval);
-        }
-        let conn = builder.serve_connection(io, service);
+        let conn = self.server.http2.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = async {
             match limits.idle_timeout {
@@ -233,7 +255,7 @@ impl Connection {
         http::Request<Incoming>,
         Response = crate::response::Response,
         Error = std::convert::Infallible,
-        Future = BoxFuture<Result<crate::response::Response, std::convert::Infallible>>,
+        Future = Answer,
     > + Clone
            + Send
            + 'static {
@@ -260,27 +282,47 @@ impl Connection {
                 extensions.insert(ClientAddr(client));
             }
             extensions.insert(lifecycle);
-            let stream = streams.as_ref().map(Streams::open);
-            let (server, abort) = (server.clone(), abort.clone());
-            let fut = server.router.dispatch(req.map(crate::response::Body::new));
-            Box::pin(async move {
-                let mut res = fut.await;
-                // An event stream never ends by itself: it ends when the
-                // server shuts down, so the graceful close can finish; and
-                // one whose client stops reading drops the connection.
-                if crate::sse::is_event_stream(&res) {
-                    let stall = server.limits.event_stream_stall.map(|l| (l, &abort));
-                    let shutdown = &server.lifecycle.shutdown;
-                    res = res.map(|body| crate::sse::served::served(body, shutdown, stall));
-                }
-                Ok(match stream {
-                    Some(stream) => {
-                        res.map(|body| crate::response::Body::new(Held { body, stream }))
-                    }
-                    None => res,
-                })
-            }) as BoxFuture<_>
+            Answer {
+                stream: streams.as_ref().map(Streams::open),
+                routed: server.router.dispatch(req.map(crate::response::Body::new)),
+                server: server.clone(),
+                abort: abort.clone(),
+            }
         })
+    }
+}
+
+/// The router's answer to one request, with what `serve` adds to it. A
+/// future of its own rather than an `async` block: that would be boxed
+/// again around the router's boxed future.
+pub(super) struct Answer {
+    routed: BoxFuture<crate::response::Response>,
+    server: Arc<Server>,
+    abort: Signal,
+    stream: Option<StreamGuard>,
+}
+
+impl Future for Answer {
+    type Output = Result<crate::response::Response, std::convert::Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut res = std::task::ready!(self.routed.as_mut().poll(cx));
+        // An event stream never ends by itself: it ends when the server
+        // shuts down, so the graceful close can finish; and one whose
+        // client stops reading drops the connection.
+        if crate::sse::is_event_stream(&res) {
+            let stall = self
+                .server
+                .limits
+                .event_stream_stall
+                .map(|l| (l, &self.abort));
+            let shutdown = &self.server.lifecycle.shutdown;
+            res = res.map(|body| crate::sse::served::served(body, shutdown, stall));
+        }
+        Poll::Ready(Ok(match self.stream.take() {
+            Some(stream) => res.map(|body| crate::response::Body::new(Held { body, stream })),
+            None => res,
+        }))
     }
 }
 

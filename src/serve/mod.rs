@@ -230,6 +230,9 @@ impl Serve {
                 unwrap_io: Some(sniff::unwrap_upgraded),
                 ..Lifecycle::default()
             },
+            http1: limits.http1(),
+            #[cfg(feature = "http2")]
+            http2: limits.http2(),
             limits,
             proxies,
             #[cfg(feature = "tls")]
